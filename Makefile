@@ -1,0 +1,41 @@
+# Two commands on a fresh clone:  make train   |   make test
+# Both create .venv and install on first use. Data: $CIFARLAB_DATA, else ../shared/data is materialized
+# into .data/ when present, else cifarlab downloads into ~/.cache/cifarlab.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+PRESET  ?= c100-cnn-aug
+SHARED  := ../shared/data/materialize
+DATA    := $(if $(CIFARLAB_DATA),$(CIFARLAB_DATA),$(if $(wildcard $(SHARED)),$(CURDIR)/.data,))
+export CIFARLAB_DATA := $(DATA)
+
+.PHONY: train test data reproduce bench clean
+
+$(BIN)/cifarlab: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+data: $(BIN)/cifarlab
+	@if [ -n "$(DATA)" ] && [ -x "$(SHARED)" ] && [ ! -f "$(DATA)/cifar-100-python/train" -o ! -f "$(DATA)/cifar-10-batches-py/test_batch" ]; then \
+	  $(BIN)/python $(SHARED) $(DATA); fi
+
+train: data
+	$(BIN)/cifarlab train --preset $(PRESET) $(ARGS)
+
+test: data
+	$(BIN)/python -m pytest -q $(ARGS)
+
+# Re-run the seed project's experiments and append to results/ (several minutes each on 2 cores).
+SEEDS ?= 0 1 2
+reproduce: data
+	for p in c10-mlp c10-cnn c100-cnn-base c100-cnn-aug; do for s in $(SEEDS); do \
+	  $(BIN)/cifarlab train --preset $$p --set train.seed=$$s --out runs/$$p-s$$s --overwrite \
+	    --record results/$$p.jsonl --quiet || exit 1; done; done
+
+bench: data
+	$(BIN)/python benchmarks/speed.py
+
+clean:
+	rm -rf $(VENV) .data runs

@@ -1,0 +1,137 @@
+"""Batched augmentation on the training device, with explicit randomness.
+
+Every random parameter is drawn per sample from a `torch.Generator` passed in, so the same generator
+state gives the same batch. The eval path (`normalize`) has no randomness at all.
+
+Why not kornia: its augmentations draw parameters from the global RNG, which breaks exact resume
+and makes "same seed, same batch" depend on unrelated code; these few ops are short in plain torch
+and as fast (one gather or one grid_sample per batch).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .config import AugmentConfig
+
+
+class Normalizer:
+    """uint8 (B,3,H,W) -> float (B,3,H,W), (x/255 - mean) / std with per-dataset constants."""
+
+    def __init__(self, mean, std, device, memory_format=torch.contiguous_format):
+        self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, device=device).view(1, 3, 1, 1)
+        self.memory_format = memory_format
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.uint8:
+            x = x.float().div_(255)
+        return ((x - self.mean) / self.std).contiguous(memory_format=self.memory_format)
+
+
+def _uniform(n, lo, hi, g, device):
+    return torch.rand(n, generator=g, device=device) * (hi - lo) + lo
+
+
+def _translate_flip(x: torch.Tensor, pad: int, flip: bool, g, device) -> torch.Tensor:
+    """Integer translation (a crop of the zero-padded image) and mirror, exact, by one gather."""
+    b, c, h, w = x.shape
+    ar_h = torch.arange(h, device=device)
+    ar_w = torch.arange(w, device=device)
+    dy = torch.randint(-pad, pad + 1, (b,), generator=g, device=device) if pad else torch.zeros(
+        b, dtype=torch.long, device=device)
+    dx = torch.randint(-pad, pad + 1, (b,), generator=g, device=device) if pad else torch.zeros_like(dy)
+    mirror = (torch.rand(b, generator=g, device=device) < 0.5) if flip else torch.zeros(
+        b, dtype=torch.bool, device=device)
+    rows = ar_h[None, :] + dy[:, None]  # (B, H) source row of each output row
+    src_cols = torch.where(mirror[:, None], w - 1 - ar_w[None, :], ar_w[None, :])
+    cols = src_cols + dx[:, None]  # (B, W)
+    valid = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
+    flat = rows.clamp(0, h - 1)[:, :, None] * w + cols.clamp(0, w - 1)[:, None, :]  # (B, H, W)
+    out = x.flatten(2).gather(2, flat.flatten(1)[:, None, :].expand(b, c, h * w)).view(b, c, h, w)
+    return out * valid[:, None].to(out.dtype)
+
+
+def _affine(x: torch.Tensor, pad: int, flip: bool, rotate_deg: float, g, device) -> torch.Tensor:
+    """Rotation + translation + mirror as one bilinear resample (zero fill outside the image)."""
+    b, _, h, w = x.shape
+    theta_rad = _uniform(b, -rotate_deg, rotate_deg, g, device) * (math.pi / 180)
+    dy = torch.randint(-pad, pad + 1, (b,), generator=g, device=device).float() if pad else \
+        torch.zeros(b, device=device)
+    dx = torch.randint(-pad, pad + 1, (b,), generator=g, device=device).float() if pad else \
+        torch.zeros(b, device=device)
+    sx = torch.where(torch.rand(b, generator=g, device=device) < 0.5, -1.0, 1.0) if flip else \
+        torch.ones(b, device=device)
+    cos, sin = torch.cos(theta_rad), torch.sin(theta_rad)
+    # output coords -> input coords (normalized, align_corners=False): mirror, rotate, shift
+    mat = torch.stack([torch.stack([cos * sx, -sin, -dx * 2 / w], 1),
+                       torch.stack([sin * sx, cos, -dy * 2 / h], 1)], 1)
+    grid = F.affine_grid(mat, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    # ITU-R 601 luma, the weights torchvision's rgb_to_grayscale uses
+    return (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+
+
+def _color_jitter(x: torch.Tensor, cfg: AugmentConfig, g, device) -> torch.Tensor:
+    """Brightness, then contrast, then saturation, each factor uniform in [1-a, 1+a] per sample."""
+    b = x.shape[0]
+    if cfg.brightness:
+        x = x * _uniform(b, 1 - cfg.brightness, 1 + cfg.brightness, g, device).view(b, 1, 1, 1)
+        x = x.clamp_(0, 1)
+    if cfg.contrast:
+        f = _uniform(b, 1 - cfg.contrast, 1 + cfg.contrast, g, device).view(b, 1, 1, 1)
+        m = _gray(x).mean(dim=(1, 2, 3), keepdim=True)
+        x = (m + (x - m) * f).clamp_(0, 1)
+    if cfg.saturation:
+        f = _uniform(b, 1 - cfg.saturation, 1 + cfg.saturation, g, device).view(b, 1, 1, 1)
+        gray = _gray(x)
+        x = (gray + (x - gray) * f).clamp_(0, 1)
+    return x
+
+
+def _cutout(x: torch.Tensor, size: int, g, device) -> torch.Tensor:
+    b, _, h, w = x.shape
+    cy = torch.randint(0, h, (b,), generator=g, device=device)
+    cx = torch.randint(0, w, (b,), generator=g, device=device)
+    ys = torch.arange(h, device=device)[None, :]
+    xs = torch.arange(w, device=device)[None, :]
+    in_y = ((ys - cy[:, None]).abs() <= size // 2) if size % 2 else \
+        (ys >= cy[:, None] - size // 2) & (ys < cy[:, None] + size // 2)
+    in_x = ((xs - cx[:, None]).abs() <= size // 2) if size % 2 else \
+        (xs >= cx[:, None] - size // 2) & (xs < cx[:, None] + size // 2)
+    hole = in_y[:, :, None] & in_x[:, None, :]
+    return x.masked_fill(hole[:, None], 0.0)
+
+
+def is_identity(cfg: AugmentConfig) -> bool:
+    return not (cfg.crop_pad or cfg.flip or cfg.rotate_deg or cfg.brightness or cfg.contrast
+                or cfg.saturation or cfg.cutout)
+
+
+class Augmenter:
+    """Training transform: uint8 batch -> augmented, normalized float batch."""
+
+    def __init__(self, cfg: AugmentConfig, normalizer: Normalizer, generator: torch.Generator):
+        self.cfg = cfg
+        self.normalize = normalizer
+        self.generator = generator
+
+    def __call__(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        cfg, g, dev = self.cfg, self.generator, x_uint8.device
+        if is_identity(cfg):
+            return self.normalize(x_uint8)
+        x = x_uint8.float().div_(255)
+        if cfg.rotate_deg:
+            x = _affine(x, cfg.crop_pad, cfg.flip, cfg.rotate_deg, g, dev)
+        elif cfg.crop_pad or cfg.flip:
+            x = _translate_flip(x, cfg.crop_pad, cfg.flip, g, dev)
+        x = _color_jitter(x, cfg, g, dev)
+        x = self.normalize(x)
+        if cfg.cutout:
+            x = _cutout(x, cfg.cutout, g, dev)
+        return x

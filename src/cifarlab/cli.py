@@ -1,0 +1,179 @@
+"""Command line: argparse subcommands that call the library; no logic of their own."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+
+from .config import ConfigError
+
+
+def _cmd_train(a) -> int:
+    from .config import make_config
+    from .train import train
+
+    if a.resume:
+        out = Path(a.resume)
+        train(None, out=out, data_dir=a.data_dir, resume=True, quiet=a.quiet)
+        return 0
+    cfg = make_config(a.preset, a.set)
+    out = Path(a.out) if a.out else Path("runs") / f"{cfg.name}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    result = train(cfg, out=out, data_dir=a.data_dir, overwrite=a.overwrite, quiet=a.quiet)
+    print(f"run folder: {out}")
+    if a.record:
+        from .runlog import append_record
+
+        append_record(Path(a.record), result.summary, out)
+        print(f"recorded in {a.record}")
+    return 0
+
+
+def _cmd_eval(a) -> int:
+    from .api import evaluate_checkpoint
+
+    m, info = evaluate_checkpoint(a.checkpoint, a.split, a.data_dir, a.device)
+    cfg, rec = info["config"], info["summary"]
+    word = "Test" if a.split == "test" else "Val"
+    bar = "=" * 40
+    print(f"{bar}\nFINAL RESULT: {cfg.name} ({cfg.data.dataset})\n{bar}")
+    print(f"{word} Accuracy: {m.top1:.2f}%\n{word} Loss:     {m.loss:.4f}\n{word} Top-5:    {m.top5:.2f}%")
+    print(bar)
+    if rec and a.split == "test" and rec.get("test_acc") is not None:
+        same = f"{m.top1:.2f}" == f"{rec['test_acc']:.2f}" and f"{m.loss:.4f}" == f"{rec['test_loss']:.4f}"
+        print(f"recorded at training: {rec['test_acc']:.2f}% / {rec['test_loss']:.4f} -> "
+              f"{'reproduced' if same else 'DIFFERENT'}")
+        if not same:
+            return 3
+    return 0
+
+
+def _cmd_presets(a) -> int:
+    from .config import load_preset, preset_names
+
+    for name in preset_names():
+        print(f"{name:<18} {load_preset(name).description}")
+    return 0
+
+
+def _cmd_data(a) -> int:
+    from . import data as data_mod
+
+    names = list(data_mod.SPECS) if a.dataset == "all" else [a.dataset]
+    root = data_mod.resolve_root(a.data_dir)
+    bad = 0
+    for name in names:
+        try:
+            ds = data_mod.load(name, root, allow_download=not a.no_download)
+        except data_mod.DataError as e:
+            print(f"{name}: ERROR {e}")
+            bad += 1
+            continue
+        mean, std = data_mod.channel_stats(ds.train_x)
+        counts = ds.train_y.bincount()
+        print(f"{name}: {root / ds.spec.folder}\n  train {len(ds.train_y)} images "
+              f"({int(counts.min())}-{int(counts.max())} per class), test {len(ds.test_y)}, "
+              f"{ds.num_classes} classes" + (f", {len(ds.coarse_classes)} superclasses"
+                                             if ds.coarse_classes else ""))
+        print(f"  mean {', '.join(f'{v:.4f}' for v in mean)}  std {', '.join(f'{v:.4f}' for v in std)}")
+        print(f"  sha256 train {ds.sha256[0]}\n  sha256 test  {ds.sha256[1]}\n  {ds.verification}")
+    return 1 if bad else 0
+
+
+def _cmd_report(a) -> int:
+    from .report import report_path
+
+    print(report_path(Path(a.path), table_only=a.table))
+    return 0
+
+
+def _cmd_ablate(a) -> int:
+    from .ablate import run_study
+
+    run_study(Path(a.study), out=Path(a.out) if a.out else None, seeds=a.seeds, data_dir=a.data_dir,
+              quiet=a.quiet)
+    return 0
+
+
+def _cmd_doctor(a) -> int:
+    from .doctor import diagnose_preset, diagnose_script
+
+    report = diagnose_script(a.script) if a.script else diagnose_preset(a.preset, a.set, a.data_dir)
+    print(report)
+    return 0 if report.ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cifarlab", description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a preset")
+    t.add_argument("--preset", default="c100-cnn-aug", help="preset name or YAML path")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set optim.lr=0.01 (repeatable)")
+    t.add_argument("--out", help="run folder (default runs/PRESET-TIMESTAMP)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    t.add_argument("--data-dir", help="folder holding cifar-10-batches-py/ or cifar-100-python/")
+    t.add_argument("--record", metavar="FILE.jsonl", help="append this run's result record to FILE")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("eval", help="evaluate a checkpoint on the test (or val) split")
+    e.add_argument("checkpoint")
+    e.add_argument("--split", choices=["test", "val"], default="test")
+    e.add_argument("--data-dir")
+    e.add_argument("--device", default="cpu")
+    e.set_defaults(func=_cmd_eval)
+
+    sub.add_parser("presets", help="list presets").set_defaults(func=_cmd_presets)
+
+    d = sub.add_parser("data", help="dataset tools")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    dc = dsub.add_parser("check", help="verify the data: counts, checksums, statistics")
+    dc.add_argument("--dataset", choices=["cifar10", "cifar100", "all"], default="all")
+    dc.add_argument("--data-dir")
+    dc.add_argument("--no-download", action="store_true")
+    dc.set_defaults(func=_cmd_data)
+
+    r = sub.add_parser("report", help="tables and figures from a run, a study or a results folder")
+    r.add_argument("path")
+    r.add_argument("--table", action="store_true", help="print only the markdown table")
+    r.set_defaults(func=_cmd_report)
+
+    ab = sub.add_parser("ablate", help="run an ablation study and write its table and figures")
+    ab.add_argument("study")
+    ab.add_argument("--out")
+    ab.add_argument("--seeds", type=int, default=None)
+    ab.add_argument("--data-dir")
+    ab.add_argument("--quiet", action="store_true")
+    ab.set_defaults(func=_cmd_ablate)
+
+    dr = sub.add_parser("doctor", help="check a training pipeline for classic bugs")
+    g = dr.add_mutually_exclusive_group(required=True)
+    g.add_argument("--preset")
+    g.add_argument("--script", help="a .py file whose pipeline() returns diagnose() arguments")
+    dr.add_argument("--set", action="append", default=[])
+    dr.add_argument("--data-dir")
+    dr.set_defaults(func=_cmd_doctor)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .checkpoint import CheckpointError
+    from .data import DataError
+    from .train import Interrupted, RunError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except Interrupted as e:
+        print(f"interrupted: {e}", file=sys.stderr)
+        return 130
+    except (ConfigError, DataError, CheckpointError, RunError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,290 @@
+"""One config tree: frozen dataclasses, YAML presets, `--set a.b=v` overrides, validation.
+
+Every field carries its unit or meaning in a trailing comment. Validation runs before any work starts
+and every error names the key, the bad value and the valid choices.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PRESET_DIR = Path(__file__).parent / "presets"
+
+
+class ConfigError(ValueError):
+    """A config, preset or override that cannot be used; the message says which key and the fix."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "cifar100"  # cifar10 | cifar100
+    val_size: int = 5000  # images held out of the training set for model selection; 0 = none
+    split_seed: int = 0  # seed of the stratified validation hold-out (independent of the run seed)
+    train_subset: int = 0  # use only the first N training images after the split (0 = all); for tests
+    download: bool = True  # fetch the official archive when the files are missing
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    crop_pad: int = 0  # random translation in pixels (crop of a zero-padded image); 0 = off
+    flip: bool = False  # random horizontal flip with p = 0.5
+    rotate_deg: float = 0.0  # random rotation, uniform in ±degrees; 0 = off
+    brightness: float = 0.0  # brightness factor uniform in [1-b, 1+b]
+    contrast: float = 0.0  # contrast factor uniform in [1-c, 1+c]
+    saturation: float = 0.0  # saturation factor uniform in [1-s, 1+s]
+    cutout: int = 0  # side of a square zeroed (after normalization) at a random centre; 0 = off
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "cnn"  # key of cifarlab.models.MODELS
+    width: int = 1  # channel multiplier for the conv families (1 = the seed's widths)
+    dropout: float = 0.0  # dropout before the classifier (mlp: in each hidden block, default 0.3)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    name: str = "adam"  # adam | adamw | sgd (sgd uses Nesterov momentum)
+    lr: float = 1e-3  # peak learning rate
+    weight_decay: float = 5e-4  # L2 (adam, sgd) or decoupled (adamw); never on norm/bias parameters
+    momentum: float = 0.9  # sgd momentum
+    schedule: str = "constant"  # constant | cosine | onecycle
+    warmup_epochs: float = 0.0  # linear warm-up from 0 to lr (cosine and constant); onecycle uses pct
+    onecycle_pct: float = 0.25  # fraction of all steps spent rising to lr in onecycle
+    final_lr_frac: float = 0.0  # lr at the last step as a fraction of peak (cosine, onecycle)
+    label_smoothing: float = 0.0  # CrossEntropy label smoothing in [0, 1)
+    grad_clip: float = 0.0  # max global grad norm; 0 = off
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 5  # passes over the training split
+    batch_size: int = 128  # images per optimizer step
+    eval_batch_size: int = 1000  # images per evaluation forward pass
+    seed: int = 0  # seeds init, data order and augmentation
+    early_stop_patience: int = 0  # stop after N epochs without a better val accuracy; 0 = off
+    precision: str = "auto"  # auto (bf16 where supported) | bf16 | fp32
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    checkpoint_every_steps: int = 0  # extra resumable checkpoint every N steps; 0 = per epoch only
+    nonfinite: str = "stop"  # stop | skip : what a NaN/Inf loss does
+    max_skipped_steps: int = 10  # with nonfinite=skip, stop after this many skipped steps
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = "custom"  # preset name, shown in reports
+    description: str = ""  # one line, shown by `cifarlab presets`
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def hash(self) -> str:
+        """Short stable hash of everything that affects training (not name/description)."""
+        d = self.to_dict()
+        d.pop("name"), d.pop("description")
+        blob = json.dumps(d, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+CHOICES = {
+    "data.dataset": ("cifar10", "cifar100"),
+    "optim.name": ("adam", "adamw", "sgd"),
+    "optim.schedule": ("constant", "cosine", "onecycle"),
+    "train.precision": ("auto", "bf16", "fp32"),
+    "train.nonfinite": ("stop", "skip"),
+}
+
+# key -> (predicate, human description of the valid range)
+RANGES = {
+    "data.val_size": (lambda v: 0 <= v < 50000, ">= 0 and < 50000"),
+    "data.train_subset": (lambda v: v >= 0, ">= 0"),
+    "augment.crop_pad": (lambda v: 0 <= v <= 16, "0..16"),
+    "augment.rotate_deg": (lambda v: 0 <= v <= 180, "0..180"),
+    "augment.brightness": (lambda v: 0 <= v < 1, ">= 0 and < 1"),
+    "augment.contrast": (lambda v: 0 <= v < 1, ">= 0 and < 1"),
+    "augment.saturation": (lambda v: 0 <= v < 1, ">= 0 and < 1"),
+    "augment.cutout": (lambda v: 0 <= v <= 32, "0..32"),
+    "model.width": (lambda v: 1 <= v <= 16, "1..16"),
+    "model.dropout": (lambda v: 0 <= v < 1, ">= 0 and < 1"),
+    "optim.lr": (lambda v: 0 < v <= 10, "> 0 and <= 10"),
+    "optim.weight_decay": (lambda v: v >= 0, ">= 0"),
+    "optim.momentum": (lambda v: 0 <= v < 1, ">= 0 and < 1"),
+    "optim.warmup_epochs": (lambda v: v >= 0, ">= 0"),
+    "optim.onecycle_pct": (lambda v: 0 < v < 1, "> 0 and < 1"),
+    "optim.final_lr_frac": (lambda v: 0 <= v <= 1, "0..1"),
+    "optim.label_smoothing": (lambda v: 0 <= v < 1, ">= 0 and < 1"),
+    "optim.grad_clip": (lambda v: v >= 0, ">= 0 (0 = off)"),
+    "train.epochs": (lambda v: 1 <= v <= 10000, "1..10000"),
+    "train.batch_size": (lambda v: 1 <= v <= 50000, "1..50000"),
+    "train.eval_batch_size": (lambda v: 1 <= v <= 50000, "1..50000"),
+    "train.early_stop_patience": (lambda v: v >= 0, ">= 0 (0 = off)"),
+    "train.checkpoint_every_steps": (lambda v: v >= 0, ">= 0 (0 = off)"),
+    "train.max_skipped_steps": (lambda v: v >= 1, ">= 1"),
+}
+
+
+def _sections() -> dict[str, type]:
+    return {f.name: _resolve(f.type) for f in fields(Config) if f.name not in ("name", "description")}
+
+
+def _resolve(type_name: str) -> type:
+    # field types are strings under `from __future__ import annotations`
+    return {"DataConfig": DataConfig, "AugmentConfig": AugmentConfig, "ModelConfig": ModelConfig,
+            "OptimConfig": OptimConfig, "TrainConfig": TrainConfig, "str": str, "int": int,
+            "float": float, "bool": bool}[type_name]
+
+
+def _coerce(key: str, value: Any, typ: type) -> Any:
+    """Check `value` against the field type; ints are accepted where floats are expected."""
+    ok = (isinstance(value, bool) if typ is bool else
+          isinstance(value, (int, float)) and not isinstance(value, bool) if typ is float else
+          isinstance(value, int) and not isinstance(value, bool) if typ is int else
+          isinstance(value, typ))
+    if not ok:
+        raise ConfigError(f"config key '{key}': expected {typ.__name__}, got {value!r} "
+                          f"({type(value).__name__})")
+    return float(value) if typ is float else value
+
+
+def from_dict(d: dict, *, source: str = "config") -> Config:
+    """Build and validate a Config from a nested dict (YAML layout). Unknown keys are errors."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(d).__name__}")
+    sections = _sections()
+    top_keys = {"name", "description", *sections}
+    kwargs: dict[str, Any] = {}
+    for key, value in d.items():
+        if key not in top_keys:
+            raise ConfigError(f"{source}: unknown key '{key}'; valid keys: {', '.join(sorted(top_keys))}")
+        if key in ("name", "description"):
+            kwargs[key] = _coerce(key, value, str)
+            continue
+        cls = sections[key]
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: '{key}' must be a mapping of {cls.__name__} fields")
+        valid = {f.name: f for f in fields(cls)}
+        sub = {}
+        for k, v in value.items():
+            if k not in valid:
+                raise ConfigError(f"{source}: unknown key '{key}.{k}'; valid keys in '{key}': "
+                                  f"{', '.join(valid)}")
+            sub[k] = _coerce(f"{key}.{k}", v, _resolve(valid[k].type))
+        kwargs[key] = cls(**sub)
+    cfg = Config(**kwargs)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Raise ConfigError naming the key and the valid choices or range."""
+    flat = flatten(cfg.to_dict())
+    for key, choices in CHOICES.items():
+        if flat[key] not in choices:
+            raise ConfigError(f"config key '{key}': {flat[key]!r} is not one of {', '.join(choices)}")
+    for key, (pred, desc) in RANGES.items():
+        if not pred(flat[key]):
+            raise ConfigError(f"config key '{key}': {flat[key]!r} is out of range; must be {desc}")
+    from .models import MODELS  # local import: models import nothing from config
+
+    if cfg.model.name not in MODELS:
+        raise ConfigError(f"config key 'model.name': unknown model {cfg.model.name!r}; "
+                          f"valid models: {', '.join(MODELS)}")
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'optim.lr=0.01' -> ('optim.lr', 0.01). Values are parsed as YAML scalars."""
+    if not isinstance(text, str) or "=" not in text:
+        raise ConfigError(f"malformed override {text!r}: expected KEY=VALUE, e.g. optim.lr=0.01")
+    key, _, raw = text.partition("=")
+    key = key.strip()
+    if not key or any(not part.isidentifier() for part in key.split(".")):
+        raise ConfigError(f"malformed override {text!r}: key must look like section.field, "
+                          f"e.g. train.epochs=10")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as e:
+        raise ConfigError(f"malformed override {text!r}: value is not a YAML scalar ({e})") from None
+    if isinstance(value, (dict, list)):
+        raise ConfigError(f"malformed override {text!r}: value must be a scalar")
+    return key, value
+
+
+def apply_overrides(cfg: Config, overrides: list[str] | dict[str, Any]) -> Config:
+    """Apply 'a.b=v' strings (or a {'a.b': v} dict); validates the result."""
+    items = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides)
+    d = cfg.to_dict()
+    for key, value in items:
+        parts = key.split(".")
+        node = d
+        for p in parts[:-1]:
+            if not isinstance(node.get(p), dict):
+                raise ConfigError(f"unknown config key '{key}'; valid keys: "
+                                  f"{', '.join(sorted(flatten(cfg.to_dict())))}")
+            node = node[p]
+        if parts[-1] not in node or isinstance(node[parts[-1]], dict):
+            raise ConfigError(f"unknown config key '{key}'; valid keys: "
+                              f"{', '.join(sorted(flatten(cfg.to_dict())))}")
+        node[parts[-1]] = value
+    return from_dict(d, source="overrides")
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def load_yaml(path: Path) -> dict:
+    try:
+        with open(path) as f:
+            d = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    return d or {}
+
+
+def load_preset(name: str) -> Config:
+    """Load a preset by name (src/cifarlab/presets/NAME.yaml) or a path to a YAML file."""
+    path = Path(name)
+    if not (path.suffix in (".yaml", ".yml") and path.exists()):
+        if name not in preset_names():
+            raise ConfigError(f"unknown preset {name!r}; valid presets: {', '.join(preset_names())}")
+        path = PRESET_DIR / f"{name}.yaml"
+    d = load_yaml(path)
+    d.setdefault("name", path.stem)
+    return from_dict(d, source=str(path))
+
+
+def make_config(preset: str | None = None, overrides: list[str] | dict | None = None) -> Config:
+    cfg = load_preset(preset) if preset else Config()
+    return apply_overrides(cfg, overrides) if overrides else cfg
+
+
+def to_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+__all__ = ["Config", "DataConfig", "AugmentConfig", "ModelConfig", "OptimConfig", "TrainConfig",
+           "ConfigError", "make_config", "load_preset", "preset_names", "apply_overrides",
+           "parse_override", "from_dict", "validate", "replace", "to_yaml"]

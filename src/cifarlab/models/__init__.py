@@ -1,0 +1,53 @@
+"""Model registry: MODELS maps a name to a builder `(num_classes, width, dropout) -> nn.Module`.
+
+Every model takes normalized float images (B, 3, 32, 32) and returns logits (B, num_classes):
+no softmax, no ReLU at the end (CrossEntropyLoss expects raw logits).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+from .convnet import ConvNet
+from .mlp import MLP
+from .resnet import ResNet9, ResNet18
+
+
+def _cnn(blocks, residual=False):
+    def build(num_classes: int, width: int = 1, dropout: float = 0.0) -> nn.Module:
+        return ConvNet(num_classes, [c * width for c in blocks], residual=residual, dropout=dropout)
+    return build
+
+
+def _mlp(num_classes: int, width: int = 1, dropout: float = 0.0) -> nn.Module:
+    return MLP(num_classes, hidden=(512 * width, 256 * width), dropout=dropout or 0.3)
+
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "mlp": _mlp,                          # the seed's MLP: 3072-512-256-C
+    "cnn": _cnn((32, 64)),                # the seed's CNN: 2 blocks, 2.2M params
+    "cnn3": _cnn((32, 64, 128)),          # + a third conv block
+    "rescnn3": _cnn((32, 64, 128), residual=True),  # the 3-block CNN with residual connections
+    "resnet9": lambda num_classes, width=1, dropout=0.0: ResNet9(num_classes, width),
+    "resnet18": lambda num_classes, width=1, dropout=0.0: ResNet18(num_classes, width),
+}
+
+DESCRIPTIONS = {
+    "mlp": "flatten, 2 hidden layers (512, 256) Linear-BN-ReLU-Dropout(0.3), Linear to classes",
+    "cnn": "2 blocks (Conv-BN-ReLU)x2-MaxPool (32, 64 ch), Linear(4096,512)-BN-ReLU-Linear",
+    "cnn3": "the seed CNN with a third block (128 ch), Linear(2048,512)-BN-ReLU-Linear",
+    "rescnn3": "cnn3 with an identity/1x1 shortcut around each block's two convs",
+    "resnet9": "the DAWNBench ResNet-9 (64-128-256-512, two residual stages), 6.6M params",
+    "resnet18": "ResNet-18 for 32x32 inputs (3x3 stem at stride 1, no max-pool), 11M params",
+}
+
+
+def build_model(name: str, num_classes: int, width: int = 1, dropout: float = 0.0) -> nn.Module:
+    if name not in MODELS:
+        raise KeyError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
+    return MODELS[name](num_classes, width=width, dropout=dropout)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
