@@ -32,8 +32,8 @@ def git_commit(cwd: Path | None = None) -> str:
 def env_info(hardware: str, precision: str) -> dict:
     import torchvision
 
-    return {"hardware": hardware, "precision": precision, "torch": torch.__version__,
-            "torchvision": torchvision.__version__, "python": platform.python_version(),
+    return {"hardware": hardware, "precision": precision, "torch": str(torch.__version__),
+            "torchvision": str(torchvision.__version__), "python": platform.python_version(),
             "platform": platform.platform(), "git_commit": git_commit(),
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
 
