@@ -212,6 +212,16 @@ def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _number(raw: str) -> int | float | None:
+    """Python's number syntax; PyYAML alone would read '1e-3' (no dot) as a string."""
+    for conv in (int, float):
+        try:
+            return conv(raw)
+        except ValueError:
+            pass
+    return None
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """'optim.lr=0.01' -> ('optim.lr', 0.01). Values are parsed as YAML scalars."""
     if not isinstance(text, str) or "=" not in text:
@@ -222,7 +232,9 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"malformed override {text!r}: key must look like section.field, "
                           f"e.g. train.epochs=10")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = _number(raw.strip())
+        if value is None:
+            value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as e:
         raise ConfigError(f"malformed override {text!r}: value is not a YAML scalar ({e})") from None
     if isinstance(value, (dict, list)):

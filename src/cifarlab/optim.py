@@ -38,7 +38,7 @@ def lr_at(step: int, total_steps: int, cfg: OptimConfig, steps_per_epoch: int) -
         rise = max(1, round(cfg.onecycle_pct * total_steps))
         if step < rise:
             return peak * (step + 1) / rise
-        frac = (step - rise) / max(1, total_steps - rise)
+        frac = (step - rise + 1) / max(1, total_steps - rise)
         return peak + (floor - peak) * min(1.0, frac)
     warmup = round(cfg.warmup_epochs * steps_per_epoch)
     if step < warmup:
