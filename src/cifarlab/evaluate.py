@@ -49,7 +49,10 @@ def predict(model: nn.Module, x_uint8: torch.Tensor, normalize: Normalizer, runt
 def evaluate(model: nn.Module, x_uint8: torch.Tensor, y: torch.Tensor, normalize: Normalizer,
              runtime: Runtime, batch_size: int = 1000, confusion: bool = False) -> Metrics:
     """Evaluate in eval mode without augmentation. Sums accumulate in float64 for exact counts."""
-    logits = predict(model, x_uint8, normalize, runtime, batch_size)
+    return metrics_from_logits(predict(model, x_uint8, normalize, runtime, batch_size), y, confusion)
+
+
+def metrics_from_logits(logits: torch.Tensor, y: torch.Tensor, confusion: bool = False) -> Metrics:
     y = y.to(logits.device)
     if len(y) == 0:
         return Metrics(float("nan"), float("nan"), float("nan"), 0)

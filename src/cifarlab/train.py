@@ -23,7 +23,7 @@ from . import data as data_mod
 from .augment import Augmenter, Normalizer
 from .checkpoint import load_checkpoint, load_weights, save_checkpoint, write_json, write_text
 from .config import Config, from_dict, to_yaml
-from .evaluate import evaluate
+from .evaluate import evaluate, metrics_from_logits, predict
 from .models import build_model, count_params
 from .optim import build_optimizer, lr_at, set_lr
 from .runlog import env_info, epoch_line, log, write_metrics
@@ -347,8 +347,9 @@ def _finish(eng: Engine, progress: Progress, ds, splits, normalize, out, status,
         load_weights(eng.model, best, out / "best.pt")
     model32 = eng.model.float().to(memory_format=torch.contiguous_format)
     rt32 = fp32_runtime(eng.rt.device)
-    test = evaluate(model32, splits.test_x, splits.test_y, Normalizer(ds.spec.mean, ds.spec.std, rt32.device),
-                    rt32, cfg.train.eval_batch_size)
+    logits = predict(model32, splits.test_x, Normalizer(ds.spec.mean, ds.spec.std, rt32.device), rt32,
+                     cfg.train.eval_batch_size)
+    test = metrics_from_logits(logits, splits.test_y)
     last = progress.history[-1] if progress.history else {}
     best_rec = next((r for r in progress.history if r["epoch"] == progress.best_epoch), last)
     seen = sum(r["images_per_s"] * r["epoch_time_s"] for r in progress.history)
@@ -368,6 +369,7 @@ def _finish(eng: Engine, progress: Progress, ds, splits, normalize, out, status,
     }
     if out is not None:
         write_json(out / "summary.json", summary)
+        write_json(out / "test_predictions.json", {"pred": logits.argmax(1).tolist()})
         if (out / "best.pt").is_file():  # the published form: weights + config + summary, no optimizer
             best["summary"] = summary
             save_checkpoint(out / "best.pt", {k: v for k, v in best.items() if k != "format"})
