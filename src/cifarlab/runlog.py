@@ -17,6 +17,10 @@ TIMING_KEYS = ("epoch_time_s", "images_per_s", "elapsed_s")
 
 
 def git_commit(cwd: Path | None = None) -> str:
+    import os
+
+    if os.environ.get("CIFARLAB_GIT_COMMIT"):  # set where the tree travels without .git (remote GPU)
+        return os.environ["CIFARLAB_GIT_COMMIT"]
     try:
         out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
                              cwd=cwd or Path(__file__).parent, timeout=5)
