@@ -18,6 +18,8 @@ from typing import Any, Callable
 import torch
 
 FORMAT = "cifarlab-checkpoint-v1"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 class CheckpointError(RuntimeError):
@@ -40,6 +42,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[io.BufferedWriter], N
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the final file the usual mode
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)

@@ -331,7 +331,8 @@ def _validate_and_select(eng: Engine, progress: Progress, splits, normalize, rec
 
 
 def _restore(eng: Engine, path: Path) -> Progress:
-    state = load_checkpoint(path, map_location=eng.rt.device)
+    # CPU first: RNG states must stay CPU tensors; weights and optimizer state move on load
+    state = load_checkpoint(path, map_location="cpu")
     load_weights(eng.model, state, path)
     eng.optimizer.load_state_dict(state["optimizer"])
     set_rng_state(state["rng"], eng.loader_gen, eng.aug_gen)
