@@ -23,7 +23,7 @@ def load_model(path: str | Path, device: str = "cpu"):
         raise CheckpointError(f"{path}: no embedded config; not a cifarlab model checkpoint") from None
     num_classes = data_mod.SPECS[cfg.data.dataset].num_classes
     model = build_model(cfg.model.name, num_classes, cfg.model.width, cfg.model.dropout)
-    load_weights(model, state, path)
+    load_weights(model, state, path, target=f"{cfg.model.name} with {num_classes} classes")
     return model.to(device).eval(), cfg, state
 
 

@@ -100,8 +100,11 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     return state
 
 
-def load_weights(model: torch.nn.Module, state: dict, path="checkpoint") -> None:
-    """Load state['model'] into `model`, failing with a message that names both architectures."""
+def load_weights(model: torch.nn.Module, state: dict, path="checkpoint", target: str | None = None) -> None:
+    """Load state['model'] into `model`, failing with a message that names both architectures.
+
+    `target` describes `model` (e.g. "cnn with 100 classes") for that message.
+    """
     cfg = state.get("config", {})
     saved = f"{cfg.get('model', {}).get('name', '?')} with {state.get('num_classes', '?')} classes"
     try:
@@ -110,4 +113,4 @@ def load_weights(model: torch.nn.Module, state: dict, path="checkpoint") -> None
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(
             f"{path}: weights are for {saved}, which does not match the model being loaded "
-            f"({type(model).__name__} with {getattr(model, 'num_classes', '?')} classes): {first}") from None
+            f"({target or type(model).__name__}): {first}") from None

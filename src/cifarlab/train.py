@@ -22,7 +22,7 @@ from torch import nn
 from . import data as data_mod
 from .augment import Augmenter, Normalizer
 from .checkpoint import load_checkpoint, load_weights, save_checkpoint, write_json, write_text
-from .config import Config, from_dict, to_yaml
+from .config import Config, OptimConfig, from_dict, to_yaml
 from .evaluate import evaluate, metrics_from_logits, predict
 from .models import build_model, count_params
 from .optim import build_optimizer, lr_at, set_lr
@@ -163,7 +163,6 @@ def train_one_epoch(eng: Engine, progress: Progress, out: Path | None, stop_flag
                     show_bar: bool) -> dict:
     """One pass over the shuffled training split. Returns the epoch's train metrics."""
     cfg, model, opt = eng.cfg, eng.model, eng.optimizer
-    model.train()
     st = progress.in_epoch or {"loader_rng": eng.loader_gen.get_state(), "batch": 0,
                                "loss_sum": 0.0, "correct": 0, "seen": 0, "time_s": 0.0}
     progress.in_epoch = None
@@ -177,18 +176,10 @@ def train_one_epoch(eng: Engine, progress: Progress, out: Path | None, stop_flag
         if i < start_batch:
             continue
         set_lr(opt, lr_at(progress.step, eng.total_steps, cfg.optim, len(eng.loader)))
-        inputs = eng.augment(xb)
-        with eng.rt.autocast():
-            logits = model(inputs)
-        loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.optim.label_smoothing)
-        if not torch.isfinite(loss):
+        loss, logits, stepped = train_step(model, eng.augment(xb), yb, opt, eng.rt, cfg.optim)
+        if not stepped:
             _handle_nonfinite(cfg, progress, i)
             continue
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.optim.grad_clip:
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-        opt.step()
         progress.step += 1
         loss_sum += loss.detach().double() * len(yb)
         correct += (logits.argmax(1) == yb).sum()
@@ -216,6 +207,23 @@ def train_one_epoch(eng: Engine, progress: Progress, out: Path | None, stop_flag
     time_s = time.perf_counter() - t0
     return {"train_loss": loss_sum.item() / max(seen, 1), "train_acc": correct.item() / max(seen, 1) * 100,
             "epoch_time_s": time_s, "images_per_s": seen / max(time_s, 1e-9)}
+
+
+def train_step(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer,
+               rt: Runtime, cfg: OptimConfig) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """One optimizer step. Returns (loss, logits, stepped); a non-finite loss is not stepped."""
+    model.train()  # cheap, and makes "forgot model.train() after validation" impossible
+    with rt.autocast():
+        logits = model(inputs)
+    loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
+    if not torch.isfinite(loss):
+        return loss, logits, False
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip:
+        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    optimizer.step()
+    return loss, logits, True
 
 
 def _handle_nonfinite(cfg: Config, progress: Progress, batch: int) -> None:

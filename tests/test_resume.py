@@ -1,0 +1,183 @@
+"""Exact resume, kills at random moments, atomic writes and safe loading (issue: reliability)."""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from cifarlab.checkpoint import (CheckpointError, load_checkpoint, load_weights, save_checkpoint,
+                                 write_text)
+from cifarlab.models import build_model
+from cifarlab.runlog import TIMING_KEYS
+
+ARGS = ["--preset", "c10-cnn", "--set", "data.train_subset=2560", "--set", "data.val_size=500",
+        "--set", "train.epochs=3", "--set", "train.batch_size=64", "--set", "augment.crop_pad=2",
+        "--set", "augment.flip=true", "--set", "model.dropout=0.2", "--set", "train.checkpoint_every_steps=7",
+        "--quiet"]
+
+
+def _cli(*args) -> list[str]:
+    return [sys.executable, "-m", "cifarlab", "train", *args]
+
+
+def _env(data_root):
+    return {**os.environ, "CIFARLAB_DATA": str(data_root), "OMP_NUM_THREADS": "2"}
+
+
+def _metrics(folder: Path) -> list[dict]:
+    lines = (folder / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(l).items() if k not in TIMING_KEYS} for l in lines]
+
+
+def _weights(folder: Path) -> dict:
+    return load_checkpoint(folder / "last.pt")["model"]
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory, data_root):
+    out = tmp_path_factory.mktemp("straight") / "run"
+    subprocess.run(_cli(*ARGS, "--out", str(out)), check=True, env=_env(data_root), capture_output=True)
+    return out
+
+
+def _wait_for(pred, timeout=120):
+    t0 = time.time()
+    while not pred():
+        if time.time() - t0 > timeout:
+            raise TimeoutError
+        time.sleep(0.02)
+
+
+def _assert_same_run(a: Path, b: Path):
+    assert _metrics(a) == _metrics(b)
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+    sa, sb = (json.loads((f / "summary.json").read_text()) for f in (a, b))
+    assert sa["test_acc"] == sb["test_acc"] and sa["test_loss"] == sb["test_loss"]
+
+
+def test_sigkill_in_epoch_2_then_resume_is_identical(straight, tmp_path, data_root):
+    out = tmp_path / "run"
+    p = subprocess.Popen(_cli(*ARGS, "--out", str(out)), env=_env(data_root),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for(lambda: (out / "metrics.jsonl").is_file())
+    time.sleep(0.3)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert len(_metrics(out)) < 3, "the run finished before it was killed"
+    subprocess.run(_cli("--resume", str(out), "--quiet"), check=True, env=_env(data_root), capture_output=True)
+    _assert_same_run(straight, out)
+
+
+def test_sigterm_checkpoints_says_how_to_resume(straight, tmp_path, data_root):
+    out = tmp_path / "run"
+    p = subprocess.Popen(_cli(*ARGS, "--out", str(out)), env=_env(data_root), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    _wait_for(lambda: (out / "metrics.jsonl").is_file())
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    assert f"cifarlab train --resume {out}" in err
+    assert load_checkpoint(out / "last.pt")["progress"]["step"] > 0
+    subprocess.run(_cli("--resume", str(out), "--quiet"), check=True, env=_env(data_root), capture_output=True)
+    _assert_same_run(straight, out)
+
+
+def test_twenty_random_kills_leave_a_valid_folder_and_resume_exactly(straight, tmp_path, data_root):
+    out = tmp_path / "run"
+    rnd = random.Random(0)
+    kills = 0
+    while kills < 20:
+        resume = (out / "last.pt").is_file()
+        args = ["--resume", str(out), "--quiet"] if resume else [*ARGS, "--out", str(out), "--overwrite"]
+        p = subprocess.Popen(_cli(*args), env=_env(data_root), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        time.sleep(rnd.uniform(1.5, 5.0))
+        if p.poll() is not None:  # finished: start over so that every kill lands in a live run
+            assert p.returncode == 0
+            shutil.rmtree(out)
+            continue
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        kills += 1
+        if (out / "last.pt").is_file():
+            state = load_checkpoint(out / "last.pt")
+            assert state["progress"]["epoch"] <= 3
+        if (out / "metrics.jsonl").is_file():
+            _metrics(out)  # every line parses
+    if (out / "last.pt").is_file():
+        subprocess.run(_cli("--resume", str(out), "--quiet"), check=True, env=_env(data_root),
+                       capture_output=True)
+    else:
+        subprocess.run(_cli(*ARGS, "--out", str(out), "--overwrite"), check=True, env=_env(data_root),
+                       capture_output=True)
+    _assert_same_run(straight, out)
+
+
+def test_full_disk_during_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, {"model": {"w": torch.ones(3)}})
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr("cifarlab.checkpoint.os.fsync", no_space)
+    with pytest.raises(OSError, match=r"could not write .*last.pt.*No space left.*previous version.*intact"):
+        save_checkpoint(path, {"model": {"w": torch.zeros(3)}})
+    monkeypatch.undo()
+    assert torch.equal(load_checkpoint(path)["model"]["w"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (Path(self.marker), "pwned"))
+
+
+def test_malicious_checkpoint_is_refused(tmp_path):
+    marker = tmp_path / "marker"
+    bad = tmp_path / "evil.pt"
+    torch.save({"format": "cifarlab-checkpoint-v1", "model": {}, "x": _Evil(str(marker))}, bad)
+    with pytest.raises(CheckpointError, match="refused to load"):
+        load_checkpoint(bad)
+    assert not marker.exists()
+
+
+def test_wrong_architecture_or_class_count_names_both(tmp_path):
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {"config": {"model": {"name": "cnn"}}, "num_classes": 10,
+                           "model": build_model("cnn", 10).state_dict()})
+    state = load_checkpoint(path)
+    with pytest.raises(CheckpointError, match=r"cnn with 10 classes.*cnn with 100 classes"):
+        load_weights(build_model("cnn", 100), state, path, target="cnn with 100 classes")
+    with pytest.raises(CheckpointError, match=r"cnn with 10 classes.*mlp with 10 classes"):
+        load_weights(build_model("mlp", 10), state, path, target="mlp with 10 classes")
+
+
+def test_truncated_checkpoint_clear_error(tmp_path):
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {"model": build_model("mlp", 10).state_dict()})
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="c.pt: not a readable checkpoint"):
+        load_checkpoint(path)
+
+
+def test_atomic_text_write_replaces_whole_file(tmp_path):
+    f = tmp_path / "a.txt"
+    write_text(f, "one")
+    write_text(f, "two")
+    assert f.read_text() == "two" and len(list(tmp_path.iterdir())) == 1
