@@ -9,7 +9,7 @@ SHARED  := ../shared/data/materialize
 DATA    := $(if $(CIFARLAB_DATA),$(CIFARLAB_DATA),$(if $(wildcard $(SHARED)),$(CURDIR)/.data,))
 export CIFARLAB_DATA := $(DATA)
 
-.PHONY: train test data reproduce bench clean
+.PHONY: train test data reproduce bench readme clean
 
 $(BIN)/cifarlab: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -39,3 +39,7 @@ bench: data
 
 clean:
 	rm -rf $(VENV) .data runs
+
+# Regenerate README's number blocks from results/, benchmarks/results/, studies/ and checkpoints/.
+readme: $(BIN)/cifarlab
+	$(BIN)/python scripts/update_readme.py
