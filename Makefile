@@ -13,7 +13,6 @@ export CIFARLAB_DATA := $(DATA)
 
 $(BIN)/cifarlab: pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 

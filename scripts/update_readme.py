@@ -74,7 +74,8 @@ def main() -> None:
     for name, fn in BLOCKS.items():
         pat = re.compile(rf"(<!-- {name} -->\n).*?(\n<!-- /{name} -->)", re.S)
         if pat.search(text):
-            text = pat.sub(lambda m: m.group(1) + fn() + m.group(2), text)
+            block = fn()
+            text = pat.sub(lambda m: m.group(1) + block + m.group(2), text)
     path.write_text(text)
 
 
