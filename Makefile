@@ -17,7 +17,7 @@ $(BIN)/cifarlab: pyproject.toml
 	touch $@
 
 data: $(BIN)/cifarlab
-	@if [ -n "$(DATA)" ] && [ -x "$(SHARED)" ] && [ ! -f "$(DATA)/cifar-100-python/train" -o ! -f "$(DATA)/cifar-10-batches-py/test_batch" ]; then \
+	@if [ -n "$(DATA)" ] && [ -f "$(SHARED)" ] && [ ! -f "$(DATA)/cifar-100-python/train" -o ! -f "$(DATA)/cifar-10-batches-py/test_batch" ]; then \
 	  $(BIN)/python $(SHARED) $(DATA); fi
 
 train: data

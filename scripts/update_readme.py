@@ -75,7 +75,7 @@ def main() -> None:
         pat = re.compile(rf"(<!-- {name} -->\n).*?(\n<!-- /{name} -->)", re.S)
         if pat.search(text):
             block = fn()
-            text = pat.sub(lambda m: m.group(1) + block + m.group(2), text)
+            text = pat.sub(lambda m, b=block: m.group(1) + b + m.group(2), text)
     path.write_text(text)
 
 
