@@ -90,12 +90,17 @@ SEED_REFERENCE = {
 }
 
 
+def _time_range(times_s: list[float]) -> str:
+    lo, hi = min(times_s) / 60, max(times_s) / 60
+    return f"{lo:.1f} min" if len(times_s) == 1 or hi - lo < 0.05 else f"{lo:.1f}–{hi:.1f} min"
+
+
 def results_table(folder: Path) -> str:
     """Markdown table of results/*.jsonl: mean ± std over seeds beside the seed project's figures."""
     from .runlog import read_jsonl
 
     header = ["preset", "n (seeds)", "train acc %", "val acc %", "test top-1 %", "test top-5 %",
-              "time / run", "seed project", "target", "met?"]
+              "time / run (min–max)", "seed project", "target", "met?"]
     rows = []
     for f in sorted(Path(folder).glob("*.jsonl")):
         recs = [r for r in read_jsonl(f) if r.get("test_acc") is not None]
@@ -112,7 +117,7 @@ def results_table(folder: Path) -> str:
         rows.append([preset, f"{len(recs)} ({', '.join(str(r['seed']) for r in recs)})", fmt_ms(train),
                      fmt_ms([r["val_acc"] for r in recs]), fmt_ms(test),
                      fmt_ms([r["test_top5"] for r in recs]),
-                     f"{mean_std([r['total_time_s'] for r in recs])[0] / 60:.1f} min",
+                     _time_range([r["total_time_s"] for r in recs]),
                      ref[0] if ref else "—", ref[1] if ref else "—", verdict])
     if not rows:
         return f"no results in {folder}"
@@ -121,7 +126,9 @@ def results_table(folder: Path) -> str:
     dates = sorted(r["date"][:10] for r in recs0)
     note = (f"\n\nMeasured on {'; '.join(hw)}; runs dated {dates[0]} to {dates[-1]}; commits "
             f"{', '.join(sorted({r['git_commit'] for r in recs0}))}. train acc = running accuracy on "
-            "augmented batches in the last epoch; test = the epoch selected on validation.")
+            "augmented batches in the last epoch; test = the epoch selected on validation. Wall times "
+            "include stretches where the 2 cores were shared with other jobs (the fastest run is the "
+            "closest to an idle machine); clean throughput is under Speed.")
     return markdown_table(header, rows) + note
 
 
