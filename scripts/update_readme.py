@@ -72,10 +72,10 @@ def main() -> None:
     path = ROOT / "README.md"
     text = path.read_text()
     for name, fn in BLOCKS.items():
-        pat = re.compile(rf"(<!-- {name} -->\n).*?(\n<!-- /{name} -->)", re.S)
+        pat = re.compile(rf"(<!-- {name} -->\n)(?:.*?\n)?(<!-- /{name} -->)", re.S)
         if pat.search(text):
             block = fn()
-            text = pat.sub(lambda m, b=block: m.group(1) + b + m.group(2), text)
+            text = pat.sub(lambda m, b=block: m.group(1) + b + "\n" + m.group(2), text)
     path.write_text(text)
 
 
