@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from cifarlab import train
 from cifarlab.config import make_config
+from cifarlab.data import SPECS
 from cifarlab.models import build_model
 from cifarlab.runlog import env_info
 from cifarlab.runtime import pick_device
@@ -27,11 +28,12 @@ from cifarlab.runtime import pick_device
 def bare_step_rate(cfg, steps: int = 60, warmup: int = 10) -> float:
     rt = pick_device(cfg.train)
     torch.manual_seed(0)
-    model = build_model(cfg.model.name, 100).to(rt.device, memory_format=rt.memory_format).train()
+    classes = SPECS[cfg.data.dataset].num_classes
+    model = build_model(cfg.model.name, classes).to(rt.device, memory_format=rt.memory_format).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     bs = cfg.train.batch_size
     x = torch.randn(bs, 3, 32, 32, device=rt.device).contiguous(memory_format=rt.memory_format)
-    y = torch.randint(0, 100, (bs,), device=rt.device)
+    y = torch.randint(0, classes, (bs,), device=rt.device)
     for i in range(warmup + steps):
         if i == warmup:
             if rt.device.type == "cuda":
