@@ -254,10 +254,13 @@ def train(cfg: Config, out: str | Path | None = None, data_dir=None, resume: boo
           overwrite: bool = False, quiet: bool = False, progress_bar: bool | None = None) -> RunResult:
     """Train per `cfg`; write the run folder `out` (if given); return the summary and history."""
     out = Path(out) if out is not None else None
-    if resume:
-        cfg = from_dict(load_checkpoint(out / "last.pt")["config"], source=str(out / "last.pt")) \
-            if out is not None else cfg
+    if resume and out is None:
+        raise RunError("resume needs the run folder (out=...)")
     prepare_out_dir(out, resume, overwrite)
+    # CPU first: RNG states must stay CPU tensors; weights and optimizer state move on load
+    resumed = load_checkpoint(out / "last.pt", map_location="cpu") if resume else None
+    if resumed is not None:
+        cfg = from_dict(resumed["config"], source=str(out / "last.pt"))
     show_bar = (not quiet) if progress_bar is None else progress_bar
     rt = pick_device(cfg.train)
     ds = data_mod.load(cfg.data.dataset, data_dir, cfg.data.download)
@@ -279,8 +282,8 @@ def train(cfg: Config, out: str | Path | None = None, data_dir=None, resume: boo
                  Augmenter(cfg.augment, normalize, aug_gen), loader_gen, aug_gen,
                  total_steps=cfg.train.epochs * len(loader))
     progress = Progress()
-    if resume and out is not None:
-        progress = _restore(eng, out / "last.pt")
+    if resumed is not None:
+        progress = _restore(eng, resumed, out / "last.pt")
         log(f"resuming {out} after epoch {progress.epoch}, step {progress.step}", quiet)
     n_params = count_params(model)
     log(f"{cfg.name}: {cfg.model.name} ({n_params:,} params) on {cfg.data.dataset} "
@@ -338,9 +341,7 @@ def _validate_and_select(eng: Engine, progress: Progress, splits, normalize, rec
         progress.bad_epochs += 1
 
 
-def _restore(eng: Engine, path: Path) -> Progress:
-    # CPU first: RNG states must stay CPU tensors; weights and optimizer state move on load
-    state = load_checkpoint(path, map_location="cpu")
+def _restore(eng: Engine, state: dict, path: Path) -> Progress:
     load_weights(eng.model, state, path)
     eng.optimizer.load_state_dict(state["optimizer"])
     set_rng_state(state["rng"], eng.loader_gen, eng.aug_gen)
