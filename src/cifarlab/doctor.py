@@ -15,6 +15,7 @@ import importlib.util
 import math
 import random
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -428,26 +429,26 @@ def check_missing_zero_grad(ctx: Context) -> list[Finding]:
     return []
 
 
-def _mode_spy(model: nn.Module):
+@contextmanager
+def _modes_seen(model: nn.Module):
+    """Yield a list that records the `training` flag of every dropout/batch-norm layer on each forward."""
     seen: list[bool] = []
     kinds = (nn.Dropout, nn.modules.batchnorm._BatchNorm)
     hooks = [m.register_forward_pre_hook(lambda mod, inp: seen.append(mod.training))
              for m in model.modules() if isinstance(m, kinds)]
-    return seen, hooks
+    try:
+        yield seen
+    finally:
+        for h in hooks:
+            h.remove()
 
 
 def check_train_mode(ctx: Context) -> list[Finding]:
     model, opt = ctx.fresh()
-    seen, hooks = _mode_spy(model)
-    if not hooks:
-        return []
-    try:
+    with _modes_seen(model) as seen:
         ctx.evaluate(model, _Limited(ctx.eval_loader, 1), ctx.loss_fn)  # as after a validation pass
         seen.clear()
         ctx.train_step(model, *ctx.batch, ctx.loss_fn, opt)
-    finally:
-        for h in hooks:
-            h.remove()
     if seen and not any(seen):
         return [Finding("train-mode", "error",
                         "dropout / batch-norm layers are in eval mode during train_step after an "
@@ -458,16 +459,10 @@ def check_train_mode(ctx: Context) -> list[Finding]:
 
 def check_eval_mode(ctx: Context) -> list[Finding]:
     model, _ = ctx.fresh()
-    seen, hooks = _mode_spy(model)
-    if not hooks:
-        return []
     model.train()  # as after a training epoch
-    try:
+    with _modes_seen(model) as seen:
         ctx.evaluate(model, _Limited(ctx.eval_loader, 2), ctx.loss_fn)
-    finally:
-        for h in hooks:
-            h.remove()
-    if seen and any(seen):
+    if any(seen):
         return [Finding("eval-mode", "error",
                         "dropout / batch-norm layers are in train mode during evaluate: predictions are "
                         "random (dropout) and batch-norm uses batch statistics",
