@@ -54,8 +54,15 @@ def _translate_flip(x: torch.Tensor, pad: int, flip: bool, g, device) -> torch.T
     return out * valid[:, None].to(out.dtype)
 
 
-def _affine(x: torch.Tensor, pad: int, flip: bool, rotate_deg: float, g, device) -> torch.Tensor:
-    """Rotation + translation + mirror as one bilinear resample (zero fill outside the image)."""
+def _affine(x: torch.Tensor, pad: int, flip: bool, rotate_deg: float, g, device,
+            mode: str = "bilinear") -> torch.Tensor:
+    """Rotation + translation + mirror as one resample (zero fill outside the image).
+
+    The same distribution as crop -> flip -> rotate applied one after the other: the three maps
+    compose into one affine map, and the angle is symmetric, so mirror-then-rotate and
+    rotate-then-mirror are equally likely. `mode="nearest"` copies source pixels as torchvision's
+    RandomRotation does by default; bilinear mixes neighbours (a slight blur test images never see).
+    """
     b, _, h, w = x.shape
     theta_rad = _uniform(b, -rotate_deg, rotate_deg, g, device) * (math.pi / 180)
     dy = torch.randint(-pad, pad + 1, (b,), generator=g, device=device).float() if pad else \
@@ -69,7 +76,7 @@ def _affine(x: torch.Tensor, pad: int, flip: bool, rotate_deg: float, g, device)
     mat = torch.stack([torch.stack([cos * sx, -sin, -dx * 2 / w], 1),
                        torch.stack([sin * sx, cos, -dy * 2 / h], 1)], 1)
     grid = F.affine_grid(mat, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
 
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
@@ -77,20 +84,44 @@ def _gray(x: torch.Tensor) -> torch.Tensor:
     return (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
 
 
+def _brightness(x, f):
+    return (x * f).clamp_(0, 1)
+
+
+def _contrast(x, f):
+    m = _gray(x).mean(dim=(1, 2, 3), keepdim=True)
+    return (m + (x - m) * f).clamp_(0, 1)
+
+
+def _saturation(x, f):
+    gray = _gray(x)
+    return (gray + (x - gray) * f).clamp_(0, 1)
+
+
 def _color_jitter(x: torch.Tensor, cfg: AugmentConfig, g, device) -> torch.Tensor:
-    """Brightness, then contrast, then saturation, each factor uniform in [1-a, 1+a] per sample."""
+    """Brightness, contrast, saturation, each factor uniform in [1-a, 1+a] per sample.
+
+    `jitter_order="fixed"` applies them in that order; "random" draws a permutation per image, as
+    torchvision's ColorJitter does. Batched: at each position every op runs on the whole batch and
+    each image keeps the result of its own op (k ops -> k*k cheap elementwise passes, no loop over
+    images).
+    """
     b = x.shape[0]
-    if cfg.brightness:
-        x = x * _uniform(b, 1 - cfg.brightness, 1 + cfg.brightness, g, device).view(b, 1, 1, 1)
-        x = x.clamp_(0, 1)
-    if cfg.contrast:
-        f = _uniform(b, 1 - cfg.contrast, 1 + cfg.contrast, g, device).view(b, 1, 1, 1)
-        m = _gray(x).mean(dim=(1, 2, 3), keepdim=True)
-        x = (m + (x - m) * f).clamp_(0, 1)
-    if cfg.saturation:
-        f = _uniform(b, 1 - cfg.saturation, 1 + cfg.saturation, g, device).view(b, 1, 1, 1)
-        gray = _gray(x)
-        x = (gray + (x - gray) * f).clamp_(0, 1)
+    ops = [(fn, amount) for fn, amount in ((_brightness, cfg.brightness), (_contrast, cfg.contrast),
+                                           (_saturation, cfg.saturation)) if amount]
+    if not ops:
+        return x
+    factors = [_uniform(b, 1 - a, 1 + a, g, device).view(b, 1, 1, 1) for _, a in ops]
+    if cfg.jitter_order == "fixed" or len(ops) == 1:
+        for (fn, _), f in zip(ops, factors):
+            x = fn(x, f)
+        return x
+    order = torch.rand(b, len(ops), generator=g, device=device).argsort(dim=1)  # (B, k) permutation
+    for pos in range(len(ops)):
+        out = x
+        for i, ((fn, _), f) in enumerate(zip(ops, factors)):
+            out = torch.where((order[:, pos] == i).view(b, 1, 1, 1), fn(x, f), out)
+        x = out
     return x
 
 
@@ -127,7 +158,7 @@ class Augmenter:
             return self.normalize(x_uint8)
         x = x_uint8.float().div_(255)
         if cfg.rotate_deg:
-            x = _affine(x, cfg.crop_pad, cfg.flip, cfg.rotate_deg, g, dev)
+            x = _affine(x, cfg.crop_pad, cfg.flip, cfg.rotate_deg, g, dev, cfg.interpolation)
         elif cfg.crop_pad or cfg.flip:
             x = _translate_flip(x, cfg.crop_pad, cfg.flip, g, dev)
         x = _color_jitter(x, cfg, g, dev)

@@ -39,6 +39,8 @@ class AugmentConfig:
     contrast: float = 0.0  # contrast factor uniform in [1-c, 1+c]
     saturation: float = 0.0  # saturation factor uniform in [1-s, 1+s]
     cutout: int = 0  # side of a square zeroed (after normalization) at a random centre; 0 = off
+    interpolation: str = "bilinear"  # resampling of rotated images: bilinear | nearest (torchvision's)
+    jitter_order: str = "fixed"  # fixed (brightness, contrast, saturation) | random per image
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,8 @@ class ModelConfig:
 class OptimConfig:
     name: str = "adam"  # adam | adamw | sgd (sgd uses Nesterov momentum)
     lr: float = 1e-3  # peak learning rate
-    weight_decay: float = 5e-4  # L2 (adam, sgd) or decoupled (adamw); never on norm/bias parameters
+    weight_decay: float = 5e-4  # L2 (adam, sgd) or decoupled (adamw); on weights only, see next key
+    decay_norm_bias: bool = False  # also decay norm scales/shifts and biases (as a bare optimizer does)
     momentum: float = 0.9  # sgd momentum
     schedule: str = "constant"  # constant | cosine | onecycle
     warmup_epochs: float = 0.0  # linear warm-up from 0 to lr (cosine and constant); onecycle uses pct
@@ -90,15 +93,29 @@ class Config:
         return dataclasses.asdict(self)
 
     def hash(self) -> str:
-        """Short stable hash of everything that affects training (not name/description)."""
+        """Short stable hash of everything that affects training (not name/description).
+
+        Keys added after the first release are left out while they hold their default, so the
+        hashes of earlier runs (study folders, results) stay valid.
+        """
         d = self.to_dict()
         d.pop("name"), d.pop("description")
+        for key, default in LATER_KEYS.items():
+            section, _, name = key.partition(".")
+            if d[section][name] == default:
+                del d[section][name]
         blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
 
+# keys added after the first release -> their default (see Config.hash)
+LATER_KEYS = {"augment.interpolation": "bilinear", "augment.jitter_order": "fixed",
+              "optim.decay_norm_bias": False}
+
 CHOICES = {
     "data.dataset": ("cifar10", "cifar100"),
+    "augment.interpolation": ("bilinear", "nearest"),
+    "augment.jitter_order": ("fixed", "random"),
     "optim.name": ("adam", "adamw", "sgd"),
     "optim.schedule": ("constant", "cosine", "onecycle"),
     "train.precision": ("auto", "bf16", "fp32"),
