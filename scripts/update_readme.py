@@ -68,7 +68,32 @@ BLOCKS = {"results": lambda: results_table(ROOT / "results"), "speed": speed_blo
           "checkpoint": checkpoint_block, "doctor": doctor_block}
 
 
+def preset_headers() -> list[Path]:
+    """Rewrite the `# time:` header line of each preset that has a results file, from that file."""
+    from cifarlab.config import PRESET_DIR
+
+    changed = []
+    for preset in sorted(PRESET_DIR.glob("*.yaml")):
+        recs = _latest(ROOT / "results" / f"{preset.stem}.jsonl", lambda r: r["seed"])
+        if not recs:
+            continue
+        times = [r["total_time_s"] / 60 for r in recs]
+        hw = sorted({f"{r['hardware']}, {r['precision']}" for r in recs})
+        span = f"{min(times):.1f} min" if max(times) - min(times) < 0.05 else \
+            f"{min(times):.1f}–{max(times):.1f} min"
+        line = (f"# time:     {span} per run on {'; '.join(hw)} (n={len(recs)}, "
+                f"results/{preset.stem}.jsonl)")
+        text = preset.read_text()
+        new = re.sub(r"^# time: .*$", line, text, count=1, flags=re.M)
+        if new != text:
+            preset.write_text(new)
+            changed.append(preset)
+    return changed
+
+
 def main() -> None:
+    for p in preset_headers():
+        print(f"updated {p.relative_to(ROOT)}")
     path = ROOT / "README.md"
     text = path.read_text()
     for name, fn in BLOCKS.items():

@@ -1,6 +1,10 @@
-import torch
+from dataclasses import replace
 
-from cifarlab.augment import Augmenter, Normalizer
+import torch
+import torchvision.transforms.functional as TF
+
+from cifarlab.augment import (Augmenter, Normalizer, _affine, _brightness, _color_jitter, _contrast,
+                              _saturation)
 from cifarlab.config import AugmentConfig
 
 MEAN, STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
@@ -68,3 +72,50 @@ def test_cutout_zeroes_a_square():
     out = _aug(AugmentConfig(cutout=8))(x)
     holes = (out == 0).all(1).sum(dim=(1, 2))
     assert (holes > 0).all() and (holes <= 64).all()
+
+
+def test_nearest_rotation_copies_source_pixels_bilinear_mixes_them(c100):
+    """torchvision's RandomRotation default (nearest) never invents pixel values; bilinear does."""
+    x = c100.train_x[:32]
+    cfg = AugmentConfig(crop_pad=4, flip=True, rotate_deg=15)
+    near = _affine(x.float() / 255, 4, True, 15, torch.Generator().manual_seed(0), "cpu", "nearest")
+    bil = _affine(x.float() / 255, 4, True, 15, torch.Generator().manual_seed(0), "cpu", "bilinear")
+    for i in range(len(x)):
+        source = set(x[i].flatten().tolist()) | {0}
+        assert set((near[i] * 255).round().int().flatten().tolist()) <= source
+    assert any(not set((bil[i] * 255).round().int().flatten().tolist()) <= set(x[i].flatten().tolist()) | {0}
+               for i in range(len(x)))
+    # the option reaches the augmenter: same seed, same geometry, only the resampling differs
+    a = _aug(replace(cfg, interpolation="nearest"))(x)
+    b = _aug(cfg)(x)
+    assert not torch.equal(a, b) and (a - b).abs().mean() < 0.2
+
+
+def test_jitter_ops_match_torchvision_functional(c100):
+    x = c100.train_x[:16].float() / 255
+    f = torch.linspace(0.8, 1.2, 16).view(16, 1, 1, 1)
+    want_b = torch.stack([TF.adjust_brightness(x[i], float(f[i])) for i in range(16)])
+    want_c = torch.stack([TF.adjust_contrast(x[i], float(f[i])) for i in range(16)])
+    want_s = torch.stack([TF.adjust_saturation(x[i], float(f[i])) for i in range(16)])
+    torch.testing.assert_close(_brightness(x.clone(), f), want_b)
+    torch.testing.assert_close(_contrast(x.clone(), f), want_c, atol=1e-4, rtol=0)
+    torch.testing.assert_close(_saturation(x.clone(), f), want_s, atol=1e-4, rtol=0)
+
+
+def test_random_jitter_order_uses_both_orders_per_image(c100):
+    """Each image gets brightness->contrast or contrast->brightness with its own factors."""
+    x = c100.train_x[:256].float() / 255
+    cfg = AugmentConfig(brightness=0.4, contrast=0.4, jitter_order="random")
+    out = _color_jitter(x, cfg, torch.Generator().manual_seed(3), "cpu")
+    g = torch.Generator().manual_seed(3)  # the factors are drawn first, one per op, in op order
+    fb = (torch.rand(256, generator=g) * 0.8 + 0.6).view(-1, 1, 1, 1)
+    fc = (torch.rand(256, generator=g) * 0.8 + 0.6).view(-1, 1, 1, 1)
+    bc = _contrast(_brightness(x, fb), fc)
+    cb = _brightness(_contrast(x, fc), fb)
+    is_bc = torch.isclose(out, bc, atol=1e-6).flatten(1).all(1)
+    is_cb = torch.isclose(out, cb, atol=1e-6).flatten(1).all(1)
+    assert (is_bc | is_cb).all()
+    differ = ~torch.isclose(bc, cb, atol=1e-6).flatten(1).all(1)
+    assert (is_bc & differ).sum() > 30 and (is_cb & differ).sum() > 30  # they differ where clamping bites
+    fixed = _color_jitter(x, replace(cfg, jitter_order="fixed"), torch.Generator().manual_seed(3), "cpu")
+    torch.testing.assert_close(fixed, bc)

@@ -1,4 +1,7 @@
+from pathlib import Path
+
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -74,3 +77,17 @@ def test_parse_override_never_crashes_unexpectedly(text):
         assert key and all(p.isidentifier() for p in key.split("."))
     except ConfigError:
         pass
+
+
+def test_hash_is_stable_for_committed_study_runs_and_sees_new_keys():
+    """Keys added later must not change the hash of a config that leaves them at their default:
+    committed study folders are named by the hash of the config stored inside them."""
+    runs = sorted((Path(__file__).parent.parent / "studies").glob("*/runs/*-s*"))
+    assert runs
+    for run in runs:
+        cfg = from_dict(yaml.safe_load((run / "config.yaml").read_text()))
+        assert run.name.rsplit("-", 2)[1] == cfg.hash(), run
+    base = make_config("c100-cnn-aug")
+    for key, value in (("augment.interpolation", "nearest"), ("augment.jitter_order", "random"),
+                       ("optim.decay_norm_bias", True)):
+        assert make_config("c100-cnn-aug", {key: value}).hash() != base.hash()

@@ -1,6 +1,7 @@
 import math
 
 import pytest
+import torch
 
 from cifarlab.config import OptimConfig
 from cifarlab.models import build_model
@@ -45,3 +46,20 @@ def test_optimizers(name, cls):
     assert type(opt).__name__ == cls
     if name == "sgd":
         assert opt.defaults["nesterov"] is True
+
+
+def test_decay_norm_bias_decays_every_parameter_like_a_bare_adam():
+    model = build_model("cnn", 10)
+    opt = build_optimizer(model, OptimConfig(weight_decay=5e-4, decay_norm_bias=True))
+    decayed = {id(p) for g in opt.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+    assert decayed == {id(p) for p in model.parameters()}
+    # with zero gradients only the decay term moves parameters: BN scales shrink here, not by default
+    for decay_all, moves in ((True, True), (False, False)):
+        m = build_model("cnn", 10)
+        o = build_optimizer(m, OptimConfig(weight_decay=5e-4, decay_norm_bias=decay_all))
+        bn = next(x for x in m.modules() if isinstance(x, torch.nn.BatchNorm2d))
+        before = bn.weight.detach().clone()
+        for p in m.parameters():
+            p.grad = torch.zeros_like(p)
+        o.step()
+        assert (not torch.equal(bn.weight, before)) == moves
