@@ -10,6 +10,9 @@ Study file:
         preset: c100-cnn-base
         set: {train.epochs: 5}     # overrides, dotted keys
         compare: null              # id to compare against; default: the previous experiment
+
+Top-level keys starting with `x-` are ignored: a place for YAML anchors shared by several `set`s
+(`x-pin: &pin {...}`, then `set: {<<: *pin, train.epochs: 40}`).
 """
 from __future__ import annotations
 
@@ -43,10 +46,10 @@ def load_study(path: Path) -> Study:
     d = load_yaml(path)
     if not isinstance(d, dict) or not isinstance(d.get("experiments"), list) or not d["experiments"]:
         raise ConfigError(f"{path}: a study needs a non-empty 'experiments' list")
-    unknown = set(d) - {"name", "description", "seeds", "experiments"}
+    unknown = {k for k in d if not str(k).startswith("x-")} - {"name", "description", "seeds", "experiments"}
     if unknown:
         raise ConfigError(f"{path}: unknown study keys {sorted(unknown)}; valid: name, description, "
-                          "seeds, experiments")
+                          "seeds, experiments (and x-* for YAML anchors)")
     exps: list[Experiment] = []
     for i, e in enumerate(d["experiments"]):
         where = f"{path}: experiments[{i}]"
