@@ -10,7 +10,7 @@ import json
 import re
 from pathlib import Path
 
-from cifarlab.report import markdown_table, results_table
+from cifarlab.report import fmt_ms, markdown_table, results_table
 from cifarlab.runlog import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,16 +34,23 @@ def speed_block() -> str:
                            "loop / bare", "date", "commit"], rows)
 
 
-def study_block() -> str:
-    d = json.loads((ROOT / "studies/cifar100/study.json").read_text())
-    rows = [[e["id"], e["description"], f"{e['val_acc'][0]:.2f}", f"{e['test_acc'][0]:.2f}",
+def study_block(name: str = "cifar100") -> str:
+    d = json.loads((ROOT / "studies" / name / "study.json").read_text())
+    exps = [e for e in d["experiments"] if e["test_acc"]]
+    rows = [[e["id"], e["description"], fmt_ms(e["train_acc"]), fmt_ms(e["val_acc"]), fmt_ms(e["test_acc"]),
              "—" if e["delta_test"] is None else f"{e['delta_test']:+.2f} ({e['verdict']})",
-             f"{e['train_time_s'][0] / 60:.1f} min"] for e in d["experiments"]]
-    hw = sorted({e["hardware"] for e in d["experiments"]})
-    return (markdown_table(["exp", "change", "val %", "test %", "Δ test", "time"], rows)
-            + f"\n\n{', '.join(hw)}, seeds per experiment: {d['seeds']}, torch "
-              f"{d['experiments'][0]['torch']}; full table, observations and figures in "
-              "[studies/cifar100/study.md](studies/cifar100/study.md).")
+             _minutes(e["train_time_s"])] for e in exps]
+    hw = sorted({e["hardware"] for e in exps})
+    seeds = sorted({len(e["seeds"]) for e in exps})
+    return (markdown_table(["exp", "change", "train %", "val %", "test %", "Δ test", "time / run"], rows)
+            + f"\n\n{', '.join(hw)}, seeds per experiment: {', '.join(map(str, seeds))} (mean ± std), "
+              f"torch {exps[0]['torch']}, run {min(e['date'] for e in exps)[:10]}; full table, observations "
+              f"and figures in [studies/{name}/study.md](studies/{name}/study.md).")
+
+
+def _minutes(times_s: list[float]) -> str:
+    lo, hi = min(times_s) / 60, max(times_s) / 60
+    return f"{lo:.1f} min" if hi - lo < 0.05 else f"{lo:.1f}–{hi:.1f} min"
 
 
 def checkpoint_block() -> str:
@@ -65,6 +72,7 @@ def doctor_block() -> str:
 
 
 BLOCKS = {"results": lambda: results_table(ROOT / "results"), "speed": speed_block, "study": study_block,
+          "recipe": lambda: study_block("c100-cnn-aug"),
           "checkpoint": checkpoint_block, "doctor": doctor_block}
 
 

@@ -372,7 +372,8 @@ def report_path(path: Path, table_only: bool = False) -> str:
     from .runlog import read_jsonl
 
     path = Path(path)
-    if path.suffix in (".yaml", ".yml") or (path.is_dir() and (path / "study.json").is_file()):
+    if path.suffix in (".yaml", ".yml") or (path.is_dir() and any(
+            (path / f).is_file() for f in ("study.json", "study.yaml"))):
         from .ablate import load_study
 
         yaml_path = path if path.suffix in (".yaml", ".yml") else _study_yaml_for(path)
@@ -393,7 +394,7 @@ def report_path(path: Path, table_only: bool = False) -> str:
     if path.is_dir() and list(path.glob("*.jsonl")):
         return results_table(path)
     raise FileNotFoundError(f"{path}: not a run folder (metrics.jsonl), a study (YAML or folder with "
-                            "study.json) or a results folder (*.jsonl)")
+                            "study.yaml/study.json) or a results folder (*.jsonl)")
 
 
 def _study_yaml_for(folder: Path) -> Path:
