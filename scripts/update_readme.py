@@ -59,7 +59,8 @@ def checkpoint_block() -> str:
     ev_txt = f"; `cifarlab eval` took {ev[-1]['time_s']:.0f} s ({ev[-1]['hardware']})" if ev else ""
     return (f"Recorded at training: test top-1 **{s['test_acc']:.2f}%**, top-5 {s['test_top5']:.2f}%, loss "
             f"{s['test_loss']:.4f} (seed {s['seed']}, best epoch {s['best_epoch']} of {s['epochs_run']} by "
-            f"validation accuracy {s['val_acc']:.2f}%). Training took {s['total_time_s'] / 60:.0f} min on "
+            f"validation accuracy {s['val_acc']:.2f}%). Retrain it with `cifarlab train --preset {s['preset']} "
+            f"--set train.seed={s['seed']}`, which took {s['total_time_s'] / 60:.0f} min on "
             f"{s['hardware']} ({s['precision']}, torch {s['torch']}, commit {s['git_commit']}, "
             f"{s['date'][:10]}){ev_txt}.")
 
