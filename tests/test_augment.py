@@ -119,3 +119,43 @@ def test_random_jitter_order_uses_both_orders_per_image(c100):
     assert (is_bc & differ).sum() > 30 and (is_cb & differ).sum() > 30  # they differ where clamping bites
     fixed = _color_jitter(x, replace(cfg, jitter_order="fixed"), torch.Generator().manual_seed(3), "cpu")
     torch.testing.assert_close(fixed, bc)
+
+
+def _stats(batch: torch.Tensor) -> tuple[float, float, float]:
+    """Mean, fraction of black (zero-fill) pixels, and sharpness: mean |horizontal neighbour step|."""
+    black = (batch.sum(1) == 0).float().mean()
+    sharp = (batch[..., 1:] - batch[..., :-1]).abs().mean()
+    return float(batch.mean()), float(black), float(sharp)
+
+
+def test_preset_augmentation_matches_the_seed_torchvision_pipeline(c100):
+    """The c100-cnn-aug augmentation (before normalization) has the statistics of the seed's
+    torchvision pipeline (RandomCrop pad 4, flip, RandomRotation 15, ColorJitter 0.2/0.2 on PIL
+    images); the bilinear variant is measurably blurrier and the fused geometry shows less zero fill,
+    which is why the preset uses nearest and sequential."""
+    import numpy as np
+    from PIL import Image
+    from torchvision import transforms as T
+
+    from cifarlab.config import load_preset
+
+    n = 1500
+    x = c100.train_x[:n]
+    tv = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.RandomRotation(15),
+                    T.ColorJitter(brightness=0.2, contrast=0.2), T.PILToTensor()])
+    torch.manual_seed(0)
+    ref = torch.stack([tv(Image.fromarray(np.ascontiguousarray(img.permute(1, 2, 0).numpy())))
+                       for img in x]).float() / 255
+
+    identity = Normalizer((0.0, 0.0, 0.0), (1.0, 1.0, 1.0), "cpu")
+    preset = load_preset("c100-cnn-aug").augment
+    ours = Augmenter(preset, identity, torch.Generator().manual_seed(0))(x)
+    blurry = Augmenter(replace(preset, interpolation="bilinear"), identity,
+                       torch.Generator().manual_seed(0))(x)
+    fused = Augmenter(replace(preset, geometry="fused"), identity, torch.Generator().manual_seed(0))(x)
+    (m_ref, b_ref, s_ref), (m, b, s) = _stats(ref), _stats(ours)
+    assert abs(m - m_ref) < 0.01
+    assert abs(b - b_ref) < 0.1 * b_ref  # zero-filled corners and borders
+    assert abs(s - s_ref) < 0.03 * s_ref
+    assert _stats(blurry)[2] < s_ref * 0.93  # bilinear resampling smooths every rotated image
+    assert _stats(fused)[1] < b_ref * 0.9  # rotating the whole image brings back pixels the crop dropped

@@ -55,13 +55,16 @@ def _translate_flip(x: torch.Tensor, pad: int, flip: bool, g, device) -> torch.T
 
 
 def _affine(x: torch.Tensor, pad: int, flip: bool, rotate_deg: float, g, device,
-            mode: str = "bilinear") -> torch.Tensor:
-    """Rotation + translation + mirror as one resample (zero fill outside the image).
+            mode: str = "bilinear", sequential: bool = False) -> torch.Tensor:
+    """Rotation + translation + mirror as one resample (zero fill).
 
-    The same distribution as crop -> flip -> rotate applied one after the other: the three maps
-    compose into one affine map, and the angle is symmetric, so mirror-then-rotate and
-    rotate-then-mirror are equally likely. `mode="nearest"` copies source pixels as torchvision's
-    RandomRotation does by default; bilinear mixes neighbours (a slight blur test images never see).
+    Crop -> flip -> rotate compose into one affine map (the angle is symmetric, so mirror-then-rotate
+    and rotate-then-mirror are equally likely). `sequential=False` ("fused") samples the whole source
+    image, so the rotated corners show real pixels wherever the source has them. `sequential=True`
+    replays torchvision's Compose exactly: the rotation only sees the 32x32 crop, so every output
+    pixel whose rotated position falls outside the crop window is zero fill, as after a real crop.
+    `mode="nearest"` copies source pixels as torchvision's RandomRotation does by default; bilinear
+    mixes neighbours (a slight blur test images never see).
     """
     b, _, h, w = x.shape
     theta_rad = _uniform(b, -rotate_deg, rotate_deg, g, device) * (math.pi / 180)
@@ -76,7 +79,12 @@ def _affine(x: torch.Tensor, pad: int, flip: bool, rotate_deg: float, g, device,
     mat = torch.stack([torch.stack([cos * sx, -sin, -dx * 2 / w], 1),
                        torch.stack([sin * sx, cos, -dy * 2 / h], 1)], 1)
     grid = F.affine_grid(mat, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
+    out = F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
+    inside = None
+    if sequential:  # undo the shift: position in the crop window, which must lie inside it
+        window = grid + torch.stack([dx * 2 / w, dy * 2 / h], 1).view(b, 1, 1, 2)
+        inside = (window.abs() <= 1).all(-1)
+    return out if inside is None else out * inside[:, None].to(out.dtype)
 
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
@@ -158,7 +166,8 @@ class Augmenter:
             return self.normalize(x_uint8)
         x = x_uint8.float().div_(255)
         if cfg.rotate_deg:
-            x = _affine(x, cfg.crop_pad, cfg.flip, cfg.rotate_deg, g, dev, cfg.interpolation)
+            x = _affine(x, cfg.crop_pad, cfg.flip, cfg.rotate_deg, g, dev, cfg.interpolation,
+                        cfg.geometry == "sequential")
         elif cfg.crop_pad or cfg.flip:
             x = _translate_flip(x, cfg.crop_pad, cfg.flip, g, dev)
         x = _color_jitter(x, cfg, g, dev)

@@ -40,6 +40,8 @@ class AugmentConfig:
     saturation: float = 0.0  # saturation factor uniform in [1-s, 1+s]
     cutout: int = 0  # side of a square zeroed (after normalization) at a random centre; 0 = off
     interpolation: str = "bilinear"  # resampling of rotated images: bilinear | nearest (torchvision's)
+    geometry: str = "fused"  # with rotation: fused (one resample of the whole image) | sequential
+    #                          (crop first, then rotate the 32x32 crop: torchvision's Compose order)
     jitter_order: str = "fixed"  # fixed (brightness, contrast, saturation) | random per image
 
 
@@ -110,12 +112,13 @@ class Config:
 
 # keys added after the first release -> their default (see Config.hash)
 LATER_KEYS = {"augment.interpolation": "bilinear", "augment.jitter_order": "fixed",
-              "optim.decay_norm_bias": False}
+              "augment.geometry": "fused", "optim.decay_norm_bias": False}
 
 CHOICES = {
     "data.dataset": ("cifar10", "cifar100"),
     "augment.interpolation": ("bilinear", "nearest"),
     "augment.jitter_order": ("fixed", "random"),
+    "augment.geometry": ("fused", "sequential"),
     "optim.name": ("adam", "adamw", "sgd"),
     "optim.schedule": ("constant", "cosine", "onecycle"),
     "train.precision": ("auto", "bf16", "fp32"),
