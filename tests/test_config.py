@@ -16,6 +16,22 @@ def test_every_preset_loads_and_has_a_description():
         assert cfg.name == name and cfg.description
 
 
+@pytest.mark.parametrize("name", ["c10-mlp", "c10-cnn", "c100-cnn-base", "c100-cnn-aug"])
+def test_seed_presets_state_command_expectation_and_measured_time(name):
+    """The header of each seed preset names its command, its target and the time its committed runs
+    took (scripts/update_readme.py writes that line from results/NAME.jsonl)."""
+    from cifarlab.config import PRESET_DIR
+    from cifarlab.runlog import read_jsonl
+
+    head = (PRESET_DIR / f"{name}.yaml").read_text().split("\n")
+    assert f"# command:  cifarlab train --preset {name}" in head
+    assert any(line.startswith("# expected: ") for line in head)
+    time_line = next(line for line in head if line.startswith("# time: "))
+    recs = read_jsonl(Path(__file__).parent.parent / "results" / f"{name}.jsonl")
+    fastest = min(r["total_time_s"] for r in recs) / 60
+    assert f"{fastest:.1f}" in time_line and f"n={len(recs)}" in time_line, time_line
+
+
 def test_unknown_preset_lists_choices():
     with pytest.raises(ConfigError, match="unknown preset 'nope'.*c100-cnn-aug"):
         load_preset("nope")
