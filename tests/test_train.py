@@ -118,3 +118,28 @@ def test_presets_and_data_check_commands(capsys, data_root):
     out = capsys.readouterr().out
     assert "de64658905c6b161606e3649ddafce7cf86c7634a0cf9116d518e64ef46a33c5" in out
     assert "unverified" in out and "genuine" in out
+
+
+def test_git_commit_is_dirty_only_when_code_changed(tmp_path, monkeypatch):
+    import subprocess
+
+    from cifarlab.runlog import git_commit
+
+    monkeypatch.delenv("CIFARLAB_GIT_COMMIT", raising=False)
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "results").mkdir()
+    (tmp_path / "src" / "m.py").write_text("x = 1\n")
+    (tmp_path / "results" / "r.jsonl").write_text("{}\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    clean = git_commit(tmp_path / "src")
+    assert len(clean) == 12 and not clean.endswith("-dirty")
+    (tmp_path / "results" / "r.jsonl").write_text('{"a": 1}\n')  # a new result is not a code change
+    assert git_commit(tmp_path / "src") == clean
+    (tmp_path / "src" / "m.py").write_text("x = 2\n")
+    assert git_commit(tmp_path / "src") == clean + "-dirty"

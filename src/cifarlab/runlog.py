@@ -16,7 +16,14 @@ from .checkpoint import write_text
 TIMING_KEYS = ("epoch_time_s", "images_per_s", "elapsed_s")
 
 
+# Paths (from the repository root) whose uncommitted changes make a run's code differ from its commit;
+# edited results, studies or README do not.
+CODE_PATHS = (":/src", ":/pyproject.toml")
+
+
 def git_commit(cwd: Path | None = None) -> str:
+    """Short commit of the checkout the package runs from, "-dirty" when its code has uncommitted
+    changes; "unknown" outside a git checkout."""
     import os
 
     if os.environ.get("CIFARLAB_GIT_COMMIT"):  # set where the tree travels without .git (remote GPU)
@@ -24,7 +31,7 @@ def git_commit(cwd: Path | None = None) -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
                              cwd=cwd or Path(__file__).parent, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
                                capture_output=True, text=True, cwd=cwd or Path(__file__).parent, timeout=5)
         if out.returncode == 0:
             return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
