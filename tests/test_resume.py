@@ -181,3 +181,28 @@ def test_atomic_text_write_replaces_whole_file(tmp_path):
     write_text(f, "one")
     write_text(f, "two")
     assert f.read_text() == "two" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_overwrite_killed_half_way_can_be_overwritten_again(tmp_path, monkeypatch):
+    """A kill while --overwrite empties the old folder must not leave a folder --overwrite refuses."""
+    from cifarlab.train import prepare_out_dir
+
+    out = tmp_path / "run"
+    (out / "figures").mkdir(parents=True)
+    for name in ("config.yaml", "best.pt", "last.pt", "metrics.jsonl", "figures/a.png"):
+        (out / name).write_text("x")
+    real_unlink, calls = Path.unlink, []
+
+    def dying_unlink(self, *a, **k):
+        calls.append(self.name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed")  # stands in for SIGKILL in the middle of the deletion
+        return real_unlink(self, *a, **k)
+
+    monkeypatch.setattr(Path, "unlink", dying_unlink)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_out_dir(out, resume=False, overwrite=True)
+    monkeypatch.setattr(Path, "unlink", real_unlink)
+    assert (out / "config.yaml").is_file() and len(list(out.iterdir())) > 1
+    prepare_out_dir(out, resume=False, overwrite=True)
+    assert out.is_dir() and not any(out.iterdir())

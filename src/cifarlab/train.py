@@ -80,8 +80,17 @@ def prepare_out_dir(out: Path | None, resume: bool, overwrite: bool) -> None:
         if not (out / "config.yaml").exists():
             raise RunError(f"--overwrite refused: {out} does not look like a cifarlab run folder "
                            "(no config.yaml); remove it yourself or choose another --out")
-        shutil.rmtree(out)
+        _clear_run_folder(out)
     out.mkdir(parents=True, exist_ok=True)
+
+
+def _clear_run_folder(out: Path) -> None:
+    """Empty a run folder, config.yaml last: killed half-way, it is still recognisably a run folder
+    that --overwrite may replace (a folder without config.yaml is refused)."""
+    for child in out.iterdir():
+        if child.name != "config.yaml":
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    (out / "config.yaml").unlink()
 
 
 # ---------------------------------------------------------------- randomness
