@@ -10,7 +10,7 @@ import json
 import re
 from pathlib import Path
 
-from cifarlab.report import fmt_ms, markdown_table, results_table
+from cifarlab.report import fmt_ms, markdown_table, results_table, time_range
 from cifarlab.runlog import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,18 +39,13 @@ def study_block(name: str = "cifar100") -> str:
     exps = [e for e in d["experiments"] if e["test_acc"]]
     rows = [[e["id"], e["description"], fmt_ms(e["train_acc"]), fmt_ms(e["val_acc"]), fmt_ms(e["test_acc"]),
              "—" if e["delta_test"] is None else f"{e['delta_test']:+.2f} ({e['verdict']})",
-             _minutes(e["train_time_s"])] for e in exps]
+             time_range(e["train_time_s"])] for e in exps]
     hw = sorted({e["hardware"] for e in exps})
     seeds = sorted({len(e["seeds"]) for e in exps})
     return (markdown_table(["exp", "change", "train %", "val %", "test %", "Δ test", "time / run"], rows)
             + f"\n\n{', '.join(hw)}, seeds per experiment: {', '.join(map(str, seeds))} (mean ± std), "
               f"torch {exps[0]['torch']}, run {min(e['date'] for e in exps)[:10]}; full table, observations "
               f"and figures in [studies/{name}/study.md](studies/{name}/study.md).")
-
-
-def _minutes(times_s: list[float]) -> str:
-    lo, hi = min(times_s) / 60, max(times_s) / 60
-    return f"{lo:.1f} min" if hi - lo < 0.05 else f"{lo:.1f}–{hi:.1f} min"
 
 
 def checkpoint_block() -> str:
@@ -86,10 +81,8 @@ def preset_headers() -> list[Path]:
         recs = _latest(ROOT / "results" / f"{preset.stem}.jsonl", lambda r: r["seed"])
         if not recs:
             continue
-        times = [r["total_time_s"] / 60 for r in recs]
         hw = sorted({f"{r['hardware']}, {r['precision']}" for r in recs})
-        span = f"{min(times):.1f} min" if max(times) - min(times) < 0.05 else \
-            f"{min(times):.1f}–{max(times):.1f} min"
+        span = time_range([r["total_time_s"] for r in recs])
         line = (f"# time:     {span} per run on {'; '.join(hw)} (n={len(recs)}, "
                 f"results/{preset.stem}.jsonl)")
         text = preset.read_text()

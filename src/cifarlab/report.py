@@ -90,7 +90,8 @@ SEED_REFERENCE = {
 }
 
 
-def _time_range(times_s: list[float]) -> str:
+def time_range(times_s: list[float]) -> str:
+    """'9.8 min' or '9.8–10.4 min' for a list of durations in seconds."""
     lo, hi = min(times_s) / 60, max(times_s) / 60
     return f"{lo:.1f} min" if len(times_s) == 1 or hi - lo < 0.05 else f"{lo:.1f}–{hi:.1f} min"
 
@@ -117,7 +118,7 @@ def results_table(folder: Path) -> str:
         rows.append([preset, f"{len(recs)} ({', '.join(str(r['seed']) for r in recs)})", fmt_ms(train),
                      fmt_ms([r["val_acc"] for r in recs]), fmt_ms(test),
                      fmt_ms([r["test_top5"] for r in recs]),
-                     _time_range([r["total_time_s"] for r in recs]),
+                     time_range([r["total_time_s"] for r in recs]),
                      ref[0] if ref else "—", ref[1] if ref else "—", verdict])
     if not rows:
         return f"no results in {folder}"
