@@ -1,0 +1,146 @@
+"""Fit checks, with the user's own step, optimizer and learning rate: can it memorise one batch, and does
+a short run on real batches stay finite and bounded. Both are time-budgeted: out of time is a warning."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .core import Check, Context, Finding, clock, found, register
+from .limits import (DEAD_OUTPUT_STD, FIT_ACCURACY, FIT_BUDGET_S, FIT_CHECK_EVERY, FIT_IMAGES, FIT_MAX_STEPS,
+                     FIT_NO_PROGRESS, RUN_BLOWUP, RUN_BUDGET_S, RUN_STEPS, RUN_WINDOW)
+from .probes import logits_of, loss_value
+
+
+def _eval_loss_acc(model, x, y) -> tuple[float, float]:
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        out = logits_of(model(x)).float()
+    model.train(was)
+    return float(F.cross_entropy(out, y)), float((out.argmax(1) == y).float().mean())
+
+
+def _mean(xs) -> float:
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def check_cannot_overfit(ctx: Context) -> list[Finding]:
+    model, opt = ctx.fresh()
+    n = int(FIT_IMAGES.value)
+    x, y = ctx.batch[0][:n], ctx.batch[1][:n]
+    start_loss, acc = _eval_loss_acc(model, x, y)
+    losses: list[float] = []
+    deadline = clock() + ctx.seconds_left(FIT_BUDGET_S.value)
+    step = 0
+    while step < FIT_MAX_STEPS.value and clock() < deadline:
+        step += 1
+        value = loss_value(ctx.train_step(model, x, y, ctx.loss_fn, opt))
+        if value is not None:
+            losses.append(value)
+            if not math.isfinite(value):
+                return [found("diverges", "error", f"the loss became {value} at step {step} of fitting one batch "
+                              f"of {len(y)} images with your optimizer")]
+        if step % FIT_CHECK_EVERY.value == 0:
+            _, acc = _eval_loss_acc(model, x, y)
+            if acc >= FIT_ACCURACY.value:
+                return []
+    end_loss, acc = _eval_loss_acc(model, x, y)
+    if acc >= FIT_ACCURACY.value:
+        return []
+    if len(losses) >= 10:  # the losses your step returns, averaged to see through dropout
+        k = max(5, len(losses) // 10)
+        ratio = _mean(losses[-k:]) / max(_mean(losses[:k]), 1e-12)
+    else:
+        ratio = end_loss / max(start_loss, 1e-12)
+    what = f"after {step} train_step calls on one batch of {len(y)} images the model gets {acc:.0%} of it right"
+    if step < FIT_CHECK_EVERY.value:  # the budget ran out before a fair trial
+        return [found("cannot-overfit", "warning", f"inconclusive: {what}; the time budget allowed no more steps",
+                      "fit one batch by hand for a few hundred steps if the model is large")]
+    if not math.isfinite(ratio) or ratio > FIT_NO_PROGRESS.value:
+        return [found("cannot-overfit", "error", f"{what} and the loss did not fall (final/initial "
+                      f"{ratio:.2f}): the pipeline does not learn")]
+    out_of = "time budget" if step < FIT_MAX_STEPS.value else "step budget"
+    return [found("cannot-overfit", "warning", f"inconclusive: {what}; the loss fell (final/initial {ratio:.2f}) "
+                  f"but the batch was not fit within the {out_of}",
+                  "nothing may be wrong (slow optimizer settings, large model); if training stalls, check the "
+                  "learning rate and regularization")]
+
+
+def _batches(loader):
+    """Training batches forever (a new epoch when one ends)."""
+    while True:
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch[0], batch[1]
+        if empty:
+            return
+
+
+def _output_spread(model, x) -> float:
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        out = logits_of(model(x)).float()
+    model.train(was)
+    return float(out.std(0).max()) if len(out) > 1 else float("inf")
+
+
+def check_diverges(ctx: Context) -> list[Finding]:
+    model, opt = ctx.fresh()
+    x0 = ctx.batch[0]
+    spread0 = _output_spread(model, x0)
+    losses: list[float] = []
+    deadline = clock() + ctx.seconds_left(RUN_BUDGET_S.value)
+    window = int(RUN_WINDOW.value)
+    step = 0
+    for x, y in _batches(ctx.train_loader):
+        if step >= RUN_STEPS.value or clock() > deadline:
+            break
+        step += 1
+        value = loss_value(ctx.train_step(model, x, y, ctx.loss_fn, opt))
+        if value is None:
+            continue
+        losses.append(value)
+        if not math.isfinite(value):
+            return [found("diverges", "error", f"the loss became {value} at step {step} of a run on real "
+                          "training batches with your optimizer and learning rate")]
+        if len(losses) >= 2 * window:
+            start, now = _mean(losses[:window]), _mean(losses[-window:])
+            if now > RUN_BLOWUP.value * start:
+                return [found("diverges", "error", f"the loss grew from {start:.3g} to {now:.3g} (mean of "
+                              f"{window} steps) by step {step} of a run on real training batches")]
+    if any(not torch.isfinite(p).all() for p in model.parameters()):
+        return [found("diverges", "error", f"weights became NaN/Inf within {step} steps with your optimizer")]
+    if spread0 > DEAD_OUTPUT_STD.value and _output_spread(model, x0) <= DEAD_OUTPUT_STD.value:
+        return [found("diverges", "error", f"after {step} steps every image gets the same output: the run "
+                      "killed the network (dead ReLUs after too large updates)")]
+    if step < RUN_STEPS.value:
+        return [found("diverges", "warning", f"inconclusive: ran {step} of {int(RUN_STEPS.value)} steps within "
+                      "the time budget; no divergence so far",
+                      "run a few hundred steps by hand and watch the loss if the model is large")]
+    return []
+
+
+FAMILY = "fit"
+register(Check(
+    "cannot-overfit", FAMILY, check_cannot_overfit, "error / warning",
+    "your `train_step` repeated on the first FIT_IMAGES images of the first batch, with your optimizer and "
+    "learning rate, for up to FIT_MAX_STEPS steps or FIT_BUDGET_S; accuracy on them (eval mode) every "
+    "FIT_CHECK_EVERY steps; the loss your step returns, first vs last tenth",
+    "error: not fit and final/initial loss > FIT_NO_PROGRESS (no learning); warning (inconclusive): the loss "
+    "fell but the batch was not fit in budget",
+    "very heavy regularization or frozen models (error); slow settings or big models (warning)",
+    "check that optimizer.step() is called, the optimizer holds this model's parameters, the learning "
+    "rate is > 0 and the loss stays connected to the outputs (no .item()/.detach() before backward)"))
+register(Check(
+    "diverges", FAMILY, check_diverges, "error / warning",
+    "your `train_step` on real training batches (your optimizer, learning rate and augmentation) for "
+    "RUN_STEPS steps or RUN_BUDGET_S: non-finite loss or weights, a running-mean loss that grows, or every "
+    "image getting the same output afterwards; also a non-finite loss while fitting one batch",
+    "any non-finite value; mean of the last RUN_WINDOW losses > RUN_BLOWUP × the first RUN_WINDOW; output "
+    "std across images ≤ DEAD_OUTPUT_STD (was above); warning when the budget ends first",
+    "a schedule that is meant to raise the loss early (long warm-up restarts)",
+    "lower the learning rate (often 10×), add warm-up or gradient clipping, or add batch-norm"))

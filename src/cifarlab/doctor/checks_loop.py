@@ -1,0 +1,107 @@
+"""Loop checks: gradients cleared between steps, and dropout / batch-norm modes in training and evaluation."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .core import Check, Context, Finding, found, register
+from .limits import ZERO_GRAD_RATIO
+from .probes import logits_of, mode_layers, run_loop
+
+
+def _grad_norm(model) -> float:
+    g = [p.grad.detach().double() for p in model.parameters() if p.grad is not None]
+    return math.sqrt(sum(float((t ** 2).sum()) for t in g)) if g else 0.0
+
+
+def check_missing_zero_grad(ctx: Context) -> list[Finding]:
+    model, opt = ctx.fresh()
+    for g in opt.param_groups:
+        g["lr"] = 0.0  # weights stay put, so two calls see the same function
+    x, y = ctx.batch
+    norms = []
+    for _ in range(2):
+        torch.manual_seed(0)  # same dropout masks on both calls
+        ctx.train_step(model, x, y, ctx.loss_fn, opt)
+        norms.append(_grad_norm(model))
+    if norms[0] > 0 and norms[1] > ZERO_GRAD_RATIO.value * norms[0]:
+        return [found("missing-zero-grad", "error",
+                      f"gradients accumulate across train_step calls (grad norm {norms[0]:.3g} after one call, "
+                      f"{norms[1]:.3g} after two on the same batch)")]
+    return []
+
+
+def check_train_mode(ctx: Context) -> list[Finding]:
+    """Judged on the first training forward that follows an evaluation in the user's loop."""
+    model, opt = ctx.fresh()
+    if not mode_layers(model):
+        return []
+    rec = ctx.cache["loop"] = run_loop(ctx, model, opt)
+    seen_eval = False
+    for phase, modes in rec.forwards:
+        if phase == "eval":
+            seen_eval = True
+        elif phase == "train" and seen_eval:
+            if not any(modes):
+                return [found("train-mode", "error",
+                              "dropout / batch-norm layers are in eval mode in the first training step after an "
+                              "evaluation: dropout is off and batch-norm statistics freeze while training")]
+            return []
+    return []
+
+
+def _eval_is_random(ctx: Context, model) -> bool:
+    """Two eval-mode forwards of the same images differ: dropout that ignores model.eval()."""
+    x = ctx.batch[0]
+    model.eval()
+    with torch.no_grad():
+        torch.manual_seed(1)
+        a = logits_of(model(x))
+        torch.manual_seed(2)
+        b = logits_of(model(x))
+    return a is not None and b is not None and not torch.equal(a, b)
+
+
+def check_eval_mode(ctx: Context) -> list[Finding]:
+    model, opt = ctx.fresh()
+    findings = []
+    if mode_layers(model):
+        rec = ctx.cache.get("loop")
+        if rec is None:  # train-mode did not run (checks= subset): run the loop here
+            rec = run_loop(ctx, model, opt)
+        if any(phase == "eval" and any(modes) for phase, modes in rec.forwards):
+            findings.append(found("eval-mode", "error",
+                                  "dropout / batch-norm layers are in train mode during evaluation: predictions "
+                                  "are random (dropout) and batch-norm uses (and updates) batch statistics"))
+    fresh, _ = ctx.fresh()
+    if _eval_is_random(ctx, fresh):
+        findings.append(found("eval-mode", "error",
+                              "the model in eval mode gives different outputs for the same images on two calls: "
+                              "a dropout ignores model.eval() (F.dropout without training=self.training, or an "
+                              "nn.Dropout created inside forward())",
+                              "use an nn.Dropout created in __init__, or F.dropout(x, p, training=self.training)"))
+    return findings
+
+
+FAMILY = "loop"
+register(Check(
+    "missing-zero-grad", FAMILY, check_missing_zero_grad, "error",
+    "gradient norm after one and after two `train_step` calls on the same batch with the learning rate set "
+    "to 0 and the same dropout masks", "second / first > ZERO_GRAD_RATIO",
+    "a step that intentionally accumulates gradients (gradient accumulation)",
+    "call optimizer.zero_grad() before loss.backward() in every step"))
+register(Check(
+    "train-mode", FAMILY, check_train_mode, "error",
+    "your loop (`fit`, or `train_step` epochs each followed by `evaluate`) run for LOOP_EPOCHS epochs of "
+    "LOOP_TRAIN_BATCHES batches; each forward is attributed to training or evaluation by the batch it "
+    "receives; the dropout/batch-norm modes of the first training forward after an evaluation",
+    "all in eval mode", "none when `fit` is given; without it, a loop that never evaluates mid-training "
+    "is assumed to evaluate after each epoch (pass `fit`)",
+    "call model.train() at the start of each training epoch (and after every mid-epoch validation)"))
+register(Check(
+    "eval-mode", FAMILY, check_eval_mode, "error",
+    "the dropout/batch-norm modes of every evaluation forward in the same loop run; and two eval-mode "
+    "forwards of the same batch under different seeds", "any layer in train mode; any difference",
+    "MC-dropout evaluation on purpose",
+    "call model.eval() at the start of evaluation (and model.train() after it)"))
