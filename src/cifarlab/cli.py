@@ -103,6 +103,37 @@ def _cmd_doctor(a) -> int:
     return 0 if report.ok else 1
 
 
+def _cmd_predict(a) -> int:
+    from .export import ExportError
+    from .predict import format_table, predict_images, to_csv, to_json
+
+    try:
+        preds = predict_images(a.checkpoint, a.inputs, top_k=a.top_k, batch_size=a.batch_size, fit=a.fit,
+                               device=a.device)
+    except ExportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(to_json(preds) if a.json else to_csv(preds).rstrip("\n") if a.csv else format_table(preds))
+    failed = [p for p in preds if p.error]
+    for p in failed:
+        print(f"error: {p.path}: {p.error}", file=sys.stderr)
+    if failed:
+        print(f"{len(failed)} of {len(preds)} inputs failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _cmd_export(a) -> int:
+    from .export import ExportError, export_model
+
+    try:
+        out = export_model(a.checkpoint, a.format, a.out, a.input)
+    except ExportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cifarlab", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = p.add_subparsers(dest="command", required=True)
@@ -156,6 +187,27 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--set", action="append", default=[])
     dr.add_argument("--data-dir")
     dr.set_defaults(func=_cmd_doctor)
+
+    pr = sub.add_parser("predict", help="top-k classes for image files or folders (any format Pillow reads)")
+    pr.add_argument("checkpoint", help="a cifarlab checkpoint (.pt) or an exported .safetensors file")
+    pr.add_argument("inputs", nargs="+", metavar="IMAGE|DIR", help="image files; folders are walked")
+    pr.add_argument("--top-k", type=int, default=5)
+    pr.add_argument("--fit", choices=["crop", "squash"], default="crop",
+                    help="crop: centre square, then resize to 32x32 (default); squash: resize the whole image")
+    pr.add_argument("--batch-size", type=int, default=256)
+    pr.add_argument("--device", default="cpu")
+    fmt = pr.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="a JSON list, one object per input")
+    fmt.add_argument("--csv", action="store_true", help="CSV, one row per (image, rank)")
+    pr.set_defaults(func=_cmd_predict)
+
+    ex = sub.add_parser("export", help="write a checkpoint as ONNX or safetensors (pip install 'cifarlab[export]')")
+    ex.add_argument("checkpoint")
+    ex.add_argument("--format", choices=["onnx", "safetensors"], required=True)
+    ex.add_argument("--out", help="output file (default: the checkpoint's name with .onnx / .safetensors)")
+    ex.add_argument("--input", choices=["uint8", "float"], default="uint8",
+                    help="ONNX input: uint8 RGB 0..255 (default) or float32 RGB 0..1, NCHW (batch, 3, 32, 32)")
+    ex.set_defaults(func=_cmd_export)
     return p
 
 
