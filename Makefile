@@ -4,7 +4,7 @@
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
-PRESET  ?= c100-cnn-aug
+PRESET  ?= c100-fast
 SHARED  := ../shared/data/materialize
 DATA    := $(if $(CIFARLAB_DATA),$(CIFARLAB_DATA),$(if $(wildcard $(SHARED)),$(CURDIR)/.data,))
 export CIFARLAB_DATA := $(DATA)
@@ -21,7 +21,8 @@ data: $(BIN)/cifarlab
 	  $(BIN)/python $(SHARED) $(DATA); fi
 
 train: data
-	$(BIN)/cifarlab train --preset $(PRESET) $(ARGS)
+	$(BIN)/cifarlab train --preset $(PRESET) --out runs/$(PRESET) --overwrite $(ARGS)
+	$(BIN)/python scripts/vs_seed.py runs/$(PRESET)
 
 test: data
 	$(BIN)/python -m pytest -q $(ARGS)

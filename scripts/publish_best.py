@@ -11,8 +11,9 @@ import argparse
 import json
 from pathlib import Path
 
-from cifarlab.checkpoint import load_checkpoint, save_checkpoint, write_json
-from cifarlab.runlog import read_jsonl
+from cifarlab.checkpoint import load_checkpoint, save_checkpoint
+from cifarlab.io import write_json
+from cifarlab.io import read_jsonl
 
 p = argparse.ArgumentParser()
 p.add_argument("preset")

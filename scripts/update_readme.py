@@ -10,8 +10,8 @@ import json
 import re
 from pathlib import Path
 
-from cifarlab.report import fmt_ms, markdown_table, results_table, time_range
-from cifarlab.runlog import read_jsonl
+from cifarlab.viz import fmt_ms, markdown_table, results_table, time_range
+from cifarlab.io import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,11 +38,13 @@ def study_block(name: str = "cifar100") -> str:
     d = json.loads((ROOT / "studies" / name / "study.json").read_text())
     exps = [e for e in d["experiments"] if e["test_acc"]]
     rows = [[e["id"], e["description"], fmt_ms(e["train_acc"]), fmt_ms(e["val_acc"]), fmt_ms(e["test_acc"]),
-             "—" if e["delta_test"] is None else f"{e['delta_test']:+.2f} ({e['verdict']})",
+             "—" if e["delta_val"] is None else f"{e['delta_val']:+.2f} ({e['verdict']})",
+             "—" if e["delta_test"] is None else f"{e['delta_test']:+.2f}",
              time_range(e["train_time_s"])] for e in exps]
     hw = sorted({e["hardware"] for e in exps})
     seeds = sorted({len(e["seeds"]) for e in exps})
-    return (markdown_table(["exp", "change", "train %", "val %", "test %", "Δ test", "time / run"], rows)
+    return (markdown_table(["exp", "change", "train %", "val %", "test %", "Δ val (verdict)", "Δ test",
+                            "time / run"], rows)
             + f"\n\n{', '.join(hw)}, seeds per experiment: {', '.join(map(str, seeds))} (mean ± std), "
               f"torch {exps[0]['torch']}, run {min(e['date'] for e in exps)[:10]}; full table, observations "
               f"and figures in [studies/{name}/study.md](studies/{name}/study.md).")
@@ -62,14 +64,85 @@ def checkpoint_block() -> str:
 
 def doctor_block() -> str:
     recs = _latest(ROOT / "benchmarks/results/doctor_speed.jsonl", lambda r: r["pipeline"])
-    return markdown_table(["pipeline", "wall time", "errors found", "hardware", "date"],
-                          [[r["pipeline"], f"{r['time_s']:.1f} s", ", ".join(r["errors"]) or "none",
-                            r["hardware"], r["date"][:10]] for r in recs])
+    return markdown_table(["pipeline", "wall time", "CPU time", "errors found", "hardware", "machine busy", "date"],
+                          [[r["pipeline"], f"{r['time_s']:.1f} s", f"{r['cpu_s']:.1f} s" if "cpu_s" in r else "—",
+                            ", ".join(r["errors"]) or "none", r["hardware"],
+                            {True: "yes (wall time stretched)", False: "no"}.get(r.get("contended"), "not recorded"),
+                            r["date"][:10]] for r in recs])
+
+
+def doctor_corpus_block() -> str:
+    path = ROOT / "benchmarks/results/doctor_corpus.json"
+    if not path.is_file():
+        return "(no corpus run recorded yet: `python benchmarks/doctor_corpus.py`)"
+    s = json.loads(path.read_text())["summary"]
+    return (markdown_table(["real bugs caught (with their code)", "false errors on correct pipelines",
+                            "max per pipeline", "hardware", "machine busy", "date, commit"],
+                           [[f"{s['caught']} / {s['buggy']}",
+                             f"{s['false_alarms']} on {s['correct_with_false_alarm']} of {s['correct']}",
+                             f"{s['max_cpu_s']:.0f} CPU s, {s['max_time_s']:.0f} s wall", s["hardware"],
+                             "yes (wall times stretched)" if s["contended"] else "no",
+                             f"{s['date'][:10]}, {s['git_commit']}"]]))
+
+
+def _tta_groups() -> list[dict]:
+    """time_to_accuracy.jsonl grouped by (preset, config hash, hardware): mean ± std over seeds."""
+    from cifarlab.viz import mean_std
+
+    groups: dict[tuple, list[dict]] = {}
+    for r in _latest(ROOT / "benchmarks/results/time_to_accuracy.jsonl",
+                     lambda r: (r["preset"], r["config_hash"], r["hardware"], r["seed"])):
+        groups.setdefault((r["preset"], r["config_hash"], r["hardware"]), []).append(r)
+    out = []
+    for (preset, h, hw), recs in groups.items():
+        acc, clock = mean_std([r["test_acc"] for r in recs]), mean_std([r["clock_s"] for r in recs])
+        out.append({"preset": preset, "hash": h, "hardware": hw, "recs": recs, "acc": acc, "clock": clock,
+                    "device": "gpu" if recs[0]["device"] == "cuda" else "cpu"})
+    return sorted(out, key=lambda g: (g["recs"][0]["dataset"], g["clock"][0]))
+
+
+def time_to_accuracy_block() -> str:
+    """Table of every benchmarked preset + peers, and one accuracy-vs-time figure per device."""
+    from cifarlab.viz import mean_std, plot_time_to_accuracy
+
+    groups = _tta_groups()
+    rows = []
+    for g in groups:
+        r0 = g["recs"][-1]
+        other = [r["other_cpu_frac"] for r in g["recs"] if r.get("other_cpu_frac") is not None]
+        rows.append([r0["dataset"], f"`{g['preset']}`", r0["epochs"], fmt_ms([r["test_acc"] for r in g["recs"]]),
+                     fmt_ms([r["test_acc_no_tta"] for r in g["recs"]]), fmt_ms([r["clock_s"] for r in g["recs"]], 1),
+                     fmt_ms([r["train_s"] for r in g["recs"]], 1), fmt_ms([r["wall_s"] for r in g["recs"]], 1),
+                     len(g["recs"]), f"{g['hardware']}, {r0['precision']}, torch {r0['torch']}",
+                     f"{max(other):.0%}" if other else "?", f"{r0['date'][:10]} {r0['git_commit']}"])
+    peers = json.loads((ROOT / "benchmarks/results/peers.json").read_text())["points"]
+    for p in peers:
+        rows.append([p["dataset"], p["label"] + " (" + ("peer" if p["kind"] == "peer" else "reference") + ")",
+                     "", f"{p['test_acc']:.1f}", "", f"{p['time_s']:.1f}", "", "", "", p["hardware"], "", p["how"][:60] + "…"])
+    figs = []
+    for device in ("cpu", "gpu"):
+        pts = [{"label": g["preset"], "time_s": g["clock"][0], "acc": g["acc"][0], "time_sd": g["clock"][1],
+                "acc_sd": g["acc"][1], "kind": "cifarlab"} for g in groups
+               if g["device"] == device and g["recs"][0]["dataset"] == "cifar100"]
+        if device == "cpu":  # cifarlab's replay of the seed recipe (its own results file)
+            seed = read_jsonl(ROOT / "results/c100-cnn-aug.jsonl") if (ROOT / "results/c100-cnn-aug.jsonl").is_file() else []
+            if seed:
+                acc, t = mean_std([r["test_acc"] for r in seed]), mean_std([r["total_time_s"] for r in seed])
+                pts.append({"label": "c100-cnn-aug (seed recipe)", "time_s": t[0], "acc": acc[0], "time_sd": t[1],
+                            "acc_sd": acc[1], "kind": "seed"})
+        pts += [{"label": p["label"], "time_s": p["time_s"], "acc": p["test_acc"], "kind": p["kind"]}
+                for p in peers if p["device"] == device and p["dataset"] == "cifar100"]
+        path = ROOT / f"benchmarks/results/time_to_accuracy_{device}.png"
+        plot_time_to_accuracy(pts, path, f"CIFAR-100 time to accuracy, {device.upper()}")
+        figs.append(f"![CIFAR-100 on the {device.upper()}]({path.relative_to(ROOT)})")
+    return (markdown_table(["data", "recipe", "epochs", "test % (TTA)", "test % (no TTA)", "clock s", "train s",
+                            "wall s", "n", "hardware", "other CPU use", "date, commit"], rows)
+            + "\n\n" + " ".join(figs))
 
 
 BLOCKS = {"results": lambda: results_table(ROOT / "results"), "speed": speed_block, "study": study_block,
           "recipe": lambda: study_block("c100-cnn-aug"),
-          "checkpoint": checkpoint_block, "doctor": doctor_block}
+          "checkpoint": checkpoint_block, "doctor": doctor_block, "doctor_corpus": doctor_corpus_block, "time_to_accuracy": time_to_accuracy_block}
 
 
 def preset_headers() -> list[Path]:

@@ -15,8 +15,8 @@ def _aug(cfg, seed=0):
     return Augmenter(cfg, Normalizer(MEAN, STD, "cpu"), torch.Generator().manual_seed(seed))
 
 
-def test_shapes_and_same_seed_same_batch(c100):
-    x = c100.train_x[:64]
+def test_shapes_and_same_seed_same_batch(syn100):
+    x = syn100.train_x[:64]
     a, b = _aug(SEED_AUG)(x), _aug(SEED_AUG)(x)
     assert a.shape == (64, 3, 32, 32) and a.dtype == torch.float32
     assert torch.equal(a, b)
@@ -24,17 +24,17 @@ def test_shapes_and_same_seed_same_batch(c100):
     assert torch.isfinite(a).all()
 
 
-def test_eval_path_has_no_randomness(c100):
+def test_eval_path_has_no_randomness(syn100):
     norm = Normalizer(MEAN, STD, "cpu")
-    x = c100.test_x[:32]
+    x = syn100.test_x[:32]
     assert torch.equal(norm(x), norm(x))
     expected = (x.float() / 255 - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
     torch.testing.assert_close(norm(x), expected)
 
 
-def test_flip_and_translate_keep_each_image_with_its_own_label(c100):
+def test_flip_and_translate_keep_each_image_with_its_own_label(syn100):
     """Each augmented image must be a shifted/mirrored copy of its own source image."""
-    x = c100.train_x[:48]
+    x = syn100.train_x[:48]
     out = _aug(AugmentConfig(crop_pad=2, flip=True))(x)
     base = Normalizer(MEAN, STD, "cpu")(x)
     for i in range(len(x)):
@@ -57,8 +57,8 @@ def test_translation_zero_fills_and_moves_content():
     assert is_fill.sum(dim=(1, 2)).max() <= 32 * 32 - 28 * 28
 
 
-def test_color_jitter_and_rotation_change_pixels_within_range(c100):
-    x = c100.train_x[:64]
+def test_color_jitter_and_rotation_change_pixels_within_range(syn100):
+    x = syn100.train_x[:64]
     out = _aug(AugmentConfig(rotate_deg=30, brightness=0.4, contrast=0.4, saturation=0.4))(x)
     base = Normalizer(MEAN, STD, "cpu")(x)
     assert (out - base).abs().mean() > 0.05
@@ -74,9 +74,9 @@ def test_cutout_zeroes_a_square():
     assert (holes > 0).all() and (holes <= 64).all()
 
 
-def test_nearest_rotation_copies_source_pixels_bilinear_mixes_them(c100):
+def test_nearest_rotation_copies_source_pixels_bilinear_mixes_them(syn100):
     """torchvision's RandomRotation default (nearest) never invents pixel values; bilinear does."""
-    x = c100.train_x[:32]
+    x = syn100.train_x[:32]
     cfg = AugmentConfig(crop_pad=4, flip=True, rotate_deg=15)
     near = _affine(x.float() / 255, 4, True, 15, torch.Generator().manual_seed(0), "cpu", "nearest")
     bil = _affine(x.float() / 255, 4, True, 15, torch.Generator().manual_seed(0), "cpu", "bilinear")
@@ -91,8 +91,8 @@ def test_nearest_rotation_copies_source_pixels_bilinear_mixes_them(c100):
     assert not torch.equal(a, b) and (a - b).abs().mean() < 0.2
 
 
-def test_jitter_ops_match_torchvision_functional(c100):
-    x = c100.train_x[:16].float() / 255
+def test_jitter_ops_match_torchvision_functional(syn100):
+    x = syn100.train_x[:16].float() / 255
     f = torch.linspace(0.8, 1.2, 16).view(16, 1, 1, 1)
     want_b = torch.stack([TF.adjust_brightness(x[i], float(f[i])) for i in range(16)])
     want_c = torch.stack([TF.adjust_contrast(x[i], float(f[i])) for i in range(16)])
@@ -102,9 +102,9 @@ def test_jitter_ops_match_torchvision_functional(c100):
     torch.testing.assert_close(_saturation(x.clone(), f), want_s, atol=1e-4, rtol=0)
 
 
-def test_random_jitter_order_uses_both_orders_per_image(c100):
+def test_random_jitter_order_uses_both_orders_per_image(syn100):
     """Each image gets brightness->contrast or contrast->brightness with its own factors."""
-    x = c100.train_x[:256].float() / 255
+    x = syn100.train_x[:256].float() / 255
     cfg = AugmentConfig(brightness=0.4, contrast=0.4, jitter_order="random")
     out = _color_jitter(x, cfg, torch.Generator().manual_seed(3), "cpu")
     g = torch.Generator().manual_seed(3)  # the factors are drawn first, one per op, in op order

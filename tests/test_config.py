@@ -21,7 +21,7 @@ def test_seed_presets_state_command_expectation_and_measured_time(name):
     """The header of each seed preset names its command, its target and the time its committed runs
     took (scripts/update_readme.py writes that line from results/NAME.jsonl)."""
     from cifarlab.config import PRESET_DIR
-    from cifarlab.runlog import read_jsonl
+    from cifarlab.io import read_jsonl
 
     head = (PRESET_DIR / f"{name}.yaml").read_text().split("\n")
     assert f"# command:  cifarlab train --preset {name}" in head

@@ -40,9 +40,9 @@ def test_normalization_constants_match_real_training_images(name, request):
     np.testing.assert_allclose(std, ds.spec.std, atol=5e-4)
 
 
-def _copy_c10(data_root, tmp_path):
+def _copy_c10(root, tmp_path):
     dst = tmp_path / "cifar-10-batches-py"
-    shutil.copytree(data_root / "cifar-10-batches-py", dst)
+    shutil.copytree(root / "cifar-10-batches-py", dst)
     return dst
 
 
@@ -52,8 +52,8 @@ def test_missing_folder_names_folder_and_fix(tmp_path):
     assert "CIFARLAB_DATA" in str(e.value) and "nowhere" in str(e.value)
 
 
-def test_truncated_file_names_the_file(data_root, tmp_path):
-    dst = _copy_c10(data_root, tmp_path)
+def test_truncated_file_names_the_file(synthetic_root, tmp_path):
+    dst = _copy_c10(synthetic_root, tmp_path)
     blob = (dst / "data_batch_3").read_bytes()
     (dst / "data_batch_3").write_bytes(blob[: len(blob) // 2])
     with pytest.raises(DataError, match="data_batch_3.*truncated or corrupt"):
@@ -69,26 +69,26 @@ def _rewrite(path, **changes):
         pickle.dump(d, f, protocol=2)
 
 
-def test_wrong_shape_and_dtype(data_root, tmp_path):
-    dst = _copy_c10(data_root, tmp_path)
-    _rewrite(dst / "data_batch_1", data=np.zeros((10000, 1024), np.uint8))
+def test_wrong_shape_and_dtype(synthetic_root, tmp_path):
+    dst = _copy_c10(synthetic_root, tmp_path)
+    _rewrite(dst / "data_batch_1", data=np.zeros((60, 1024), np.uint8))
     with pytest.raises(DataError, match=r"data_batch_1.*uint8 of shape \(N, 3072\)"):
         data.load("cifar10", tmp_path, allow_download=False)
-    dst = _copy_c10(data_root, tmp_path / "b")
-    _rewrite(dst / "test_batch", data=np.zeros((10000, 3072), np.float32))
+    dst = _copy_c10(synthetic_root, tmp_path / "b")
+    _rewrite(dst / "test_batch", data=np.zeros((100, 3072), np.float32))
     with pytest.raises(DataError, match="test_batch.*uint8"):
         data.load("cifar10", tmp_path / "b", allow_download=False)
 
 
-def test_labels_out_of_range(data_root, tmp_path):
-    dst = _copy_c10(data_root, tmp_path)
-    _rewrite(dst / "data_batch_2", labels=[10] * 10000)
+def test_labels_out_of_range(synthetic_root, tmp_path):
+    dst = _copy_c10(synthetic_root, tmp_path)
+    _rewrite(dst / "data_batch_2", labels=[10] * 60)
     with pytest.raises(DataError, match=r"data_batch_2.*labels out of range \[0, 10\)"):
         data.load("cifar10", tmp_path, allow_download=False)
 
 
-def test_malicious_data_pickle_refused(data_root, tmp_path):
-    dst = _copy_c10(data_root, tmp_path)
+def test_malicious_data_pickle_refused(synthetic_root, tmp_path):
+    dst = _copy_c10(synthetic_root, tmp_path)
     marker = tmp_path / "pwned"
 
     class Evil:
@@ -131,3 +131,25 @@ def test_device_loader_shuffles_and_keeps_pairs():
     assert not torch.equal(seen, torch.arange(96))
     ev = DeviceLoader(x, y, 32, torch.device("cpu"))
     assert torch.equal(torch.cat([b[1] for b in ev]), y)
+
+
+def test_synthetic_set_loads_through_the_normal_path_as_unverified(syn10, syn100):
+    assert syn10.train_x.shape == (300, 3, 32, 32) and syn100.test_x.shape == (200, 3, 32, 32)
+    assert syn100.coarse_classes and len(syn100.coarse_classes) == 20
+    for ds in (syn10, syn100):
+        assert ds.verification.startswith("unverified") and "train / " in ds.verification
+
+
+def test_copy_note_names_a_known_copy_and_bad_notes_fail_clearly(synthetic_root, tmp_path):
+    import json
+
+    dst = _copy_c10(synthetic_root, tmp_path)
+    ds = data.load("cifar10", tmp_path, allow_download=False)
+    (dst / data.NOTE_FILE).write_text(json.dumps({"train_sha256": ds.sha256[0], "test_sha256": ds.sha256[1],
+                                                  "note": "a test copy"}))
+    data._CACHE.clear()
+    assert data.load("cifar10", tmp_path, allow_download=False).verification == "unverified: a test copy"
+    (dst / data.NOTE_FILE).write_text("{not json")
+    data._CACHE.clear()
+    with pytest.raises(DataError, match="cifarlab-note.json.*unreadable note"):
+        data.load("cifar10", tmp_path, allow_download=False)

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from cifarlab.checkpoint import (CheckpointError, load_checkpoint, load_weights, save_checkpoint,
-                                 write_text)
+from cifarlab.checkpoint import CheckpointError, load_checkpoint, load_weights, save_checkpoint
+from cifarlab.io import write_text
 from cifarlab.models import build_model
 from cifarlab.runlog import TIMING_KEYS
 
@@ -132,7 +132,7 @@ def test_full_disk_during_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
 
     def no_space(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr("cifarlab.checkpoint.os.fsync", no_space)
+    monkeypatch.setattr("cifarlab.io.os.fsync", no_space)
     with pytest.raises(OSError, match=r"could not write .*last.pt.*No space left.*previous version.*intact"):
         save_checkpoint(path, {"model": {"w": torch.zeros(3)}})
     monkeypatch.undo()

@@ -53,11 +53,11 @@ def test_existing_out_dir_refused_and_untouched(c10_run, data_root):
     assert before == {p.name: p.stat().st_mtime_ns for p in c10_run.out_dir.iterdir()}
 
 
-def test_same_seed_same_result(data_root):
-    cfg = make_config("c10-mlp", ["data.train_subset=2000", "data.val_size=500", "train.epochs=1",
+def test_same_seed_same_result(synthetic_root):
+    cfg = make_config("c10-mlp", ["data.val_size=100", "train.epochs=1", "train.batch_size=32",
                                   "augment.crop_pad=2", "augment.flip=true"])
-    a = train(cfg, data_dir=data_root, quiet=True)
-    b = train(cfg, data_dir=data_root, quiet=True)
+    a = train(cfg, data_dir=synthetic_root, quiet=True)
+    b = train(cfg, data_dir=synthetic_root, quiet=True)
     assert a.history[0]["train_loss"] == b.history[0]["train_loss"]
     assert a.summary["test_acc"] == b.summary["test_acc"]
 
@@ -78,12 +78,12 @@ class _NaNAfter(nn.Module):
         return out
 
 
-def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, data_root, monkeypatch):
+def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, synthetic_root, monkeypatch):
     monkeypatch.setitem(MODELS, "nan_mlp", _NaNAfter)
-    cfg = make_config("c10-mlp", ["model.name=nan_mlp", "data.train_subset=2000", "data.val_size=500",
-                                  "train.epochs=3", "train.batch_size=64"])
-    with pytest.raises(NonFiniteLoss, match="epoch 2, batch 10"):
-        train(cfg, out=tmp_path / "r", data_dir=data_root, quiet=True)
+    cfg = make_config("c10-mlp", ["model.name=nan_mlp", "data.val_size=100", "train.epochs=3",
+                                  "train.batch_size=6"])  # 200 training images: 33 steps per epoch
+    with pytest.raises(NonFiniteLoss, match="epoch 2, batch 8"):
+        train(cfg, out=tmp_path / "r", data_dir=synthetic_root, quiet=True)
     from cifarlab.checkpoint import load_checkpoint
 
     state = load_checkpoint(tmp_path / "r" / "last.pt")
@@ -92,13 +92,12 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, data_root
     assert "non-finite" in json.loads((tmp_path / "r" / "summary.json").read_text())["status"]
 
 
-def test_nonfinite_skip_counts_steps(data_root, monkeypatch):
+def test_nonfinite_skip_counts_steps(synthetic_root, monkeypatch):
     monkeypatch.setitem(MODELS, "nan_mlp", _NaNAfter)
-    cfg = make_config("c10-mlp", ["model.name=nan_mlp", "data.train_subset=2000", "data.val_size=500",
-                                  "train.epochs=2", "train.batch_size=64", "train.nonfinite=skip",
-                                  "train.max_skipped_steps=10"])
+    cfg = make_config("c10-mlp", ["model.name=nan_mlp", "data.val_size=100", "train.epochs=2",
+                                  "train.batch_size=6", "train.nonfinite=skip", "train.max_skipped_steps=10"])
     with pytest.raises(NonFiniteLoss, match="11 steps skipped"):
-        train(cfg, data_dir=data_root, quiet=True)
+        train(cfg, data_dir=synthetic_root, quiet=True)
 
 
 def test_cli_bad_input_exit_codes(capsys, tmp_path):

@@ -35,23 +35,33 @@ def _uniform(n, lo, hi, g, device):
     return torch.rand(n, generator=g, device=device) * (hi - lo) + lo
 
 
-def _translate_flip(x: torch.Tensor, pad: int, flip: bool, g, device) -> torch.Tensor:
-    """Integer translation (a crop of the zero-padded image) and mirror, exact, by one gather."""
+def _translate_flip(x: torch.Tensor, pad: int, mirror: torch.Tensor | bool, g, device,
+                    reflect: bool = False) -> torch.Tensor:
+    """Integer translation (a crop of the zero- or reflect-padded image) and mirror, exact, by one gather.
+    mirror: True = flip each image with p = 0.5 (drawn after the shifts), False = none, or a (B,) bool
+    tensor of the images to flip."""
     b, c, h, w = x.shape
     ar_h = torch.arange(h, device=device)
     ar_w = torch.arange(w, device=device)
     dy = torch.randint(-pad, pad + 1, (b,), generator=g, device=device) if pad else torch.zeros(
         b, dtype=torch.long, device=device)
     dx = torch.randint(-pad, pad + 1, (b,), generator=g, device=device) if pad else torch.zeros_like(dy)
-    mirror = (torch.rand(b, generator=g, device=device) < 0.5) if flip else torch.zeros(
-        b, dtype=torch.bool, device=device)
+    if not isinstance(mirror, torch.Tensor):
+        mirror = (torch.rand(b, generator=g, device=device) < 0.5) if mirror else torch.zeros(
+            b, dtype=torch.bool, device=device)
     rows = ar_h[None, :] + dy[:, None]  # (B, H) source row of each output row
     src_cols = torch.where(mirror[:, None], w - 1 - ar_w[None, :], ar_w[None, :])
     cols = src_cols + dx[:, None]  # (B, W)
+    if reflect:  # mirror about the edge pixel (numpy/torch "reflect"), so nothing is zero-filled
+        rows, cols = _reflect(rows, h), _reflect(cols, w)
     valid = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
     flat = rows.clamp(0, h - 1)[:, :, None] * w + cols.clamp(0, w - 1)[:, None, :]  # (B, H, W)
     out = x.flatten(2).gather(2, flat.flatten(1)[:, None, :].expand(b, c, h * w)).view(b, c, h, w)
-    return out * valid[:, None].to(out.dtype)
+    return out if reflect else out * valid[:, None].to(out.dtype)
+
+
+def _reflect(i: torch.Tensor, n: int) -> torch.Tensor:
+    return torch.where(i < 0, -i, torch.where(i >= n, 2 * (n - 1) - i, i))
 
 
 def _affine(x: torch.Tensor, pad: int, flip: bool, rotate_deg: float, g, device,
@@ -153,14 +163,34 @@ def is_identity(cfg: AugmentConfig) -> bool:
 
 
 class Augmenter:
-    """Training transform: uint8 batch -> augmented, normalized float batch."""
+    """Training transform: uint8 batch -> augmented, normalized float batch.
 
-    def __init__(self, cfg: AugmentConfig, normalizer: Normalizer, generator: torch.Generator):
+    `indices` (the batch's positions in the training split) and `epoch` (0-based) are needed by the
+    alternating flip and by progressive resizing; `n_train` sizes the alternating flip's base mask.
+    """
+
+    def __init__(self, cfg: AugmentConfig, normalizer: Normalizer, generator: torch.Generator,
+                 n_train: int = 0):
         self.cfg = cfg
         self.normalize = normalizer
         self.generator = generator
+        self.flip_base = None
+        if cfg.flip and cfg.flip_mode == "alternate":
+            if n_train <= 0:
+                raise ValueError("augment.flip_mode=alternate needs the training-split size (n_train)")
+            # drawn once: image i is mirrored on even epochs iff flip_base[i], on odd epochs iff not
+            self.flip_base = torch.rand(n_train, generator=generator, device=generator.device) < 0.5
 
-    def __call__(self, x_uint8: torch.Tensor) -> torch.Tensor:
+    def mirror(self, indices: torch.Tensor | None, epoch: int) -> torch.Tensor | bool:
+        """Which images of the batch to flip: True/False (random / none) or a (B,) bool tensor."""
+        if self.flip_base is None:
+            return self.cfg.flip
+        if indices is None:
+            raise ValueError("augment.flip_mode=alternate needs the batch's indices")
+        return self.flip_base[indices] ^ bool(epoch % 2)
+
+    def __call__(self, x_uint8: torch.Tensor, indices: torch.Tensor | None = None,
+                 epoch: int = 0) -> torch.Tensor:
         cfg, g, dev = self.cfg, self.generator, x_uint8.device
         if is_identity(cfg):
             return self.normalize(x_uint8)
@@ -169,8 +199,11 @@ class Augmenter:
             x = _affine(x, cfg.crop_pad, cfg.flip, cfg.rotate_deg, g, dev, cfg.interpolation,
                         cfg.geometry == "sequential")
         elif cfg.crop_pad or cfg.flip:
-            x = _translate_flip(x, cfg.crop_pad, cfg.flip, g, dev)
+            x = _translate_flip(x, cfg.crop_pad, self.mirror(indices, epoch), g, dev,
+                                reflect=cfg.pad_mode == "reflect")
         x = _color_jitter(x, cfg, g, dev)
+        if cfg.lowres_side and epoch < cfg.lowres_epochs:
+            x = F.interpolate(x, size=(cfg.lowres_side, cfg.lowres_side), mode="bilinear", antialias=True)
         x = self.normalize(x)
         if cfg.cutout:
             x = _cutout(x, cfg.cutout, g, dev)

@@ -1,76 +1,25 @@
-"""Atomic file writes and safe checkpoint loading.
+"""Checkpoint schemas, saving and safe loading.
 
-Every file a run writes goes through `atomic_write`: a temporary file in the same folder, flushed and
-fsynced, then renamed into place (os.replace is atomic on POSIX), so a killed job leaves either the
-old file or the new one, never half of one. Checkpoints load with `torch.load(weights_only=True)`:
-tensors and plain containers only, never arbitrary unpickling.
+A checkpoint is a dict with `format` = FORMAT and the keys below; it is written atomically (io.py) and
+loaded with `torch.load(weights_only=True)`: tensors and plain containers only, never arbitrary
+unpickling.
+
+- resumable (`last.pt`): config, num_classes, model, optimizer, progress, rng, device
+- selected weights (`best.pt`, published): config, num_classes, model, epoch, and once the run has
+  finished its summary (no optimizer state)
 """
 from __future__ import annotations
 
 import io
-import json
-import os
 import pickle
-import tempfile
 from pathlib import Path
-from typing import Any, Callable
 
 import torch
 
+from .errors import CheckpointError
+from .io import write_bytes
+
 FORMAT = "cifarlab-checkpoint-v1"
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be loaded or does not fit; the message names the file and the fix."""
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[io.BufferedWriter], None]) -> None:
-    """Write via `write(fileobj)` to a temp file beside `path`, fsync, rename. Cleans up on failure."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the final file the usual mode
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise OSError(e.errno, f"could not write {path} ({e.strerror}); the previous version, "
-                                   "if any, is intact") from e
-        raise
-    _fsync_dir(path.parent)
-
-
-def write_bytes(path, data: bytes) -> None:
-    atomic_write(path, lambda f: f.write(data))
-
-
-def write_text(path, text: str) -> None:
-    write_bytes(path, text.encode())
-
-
-def write_json(path, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 def save_checkpoint(path, state: dict) -> None:

@@ -6,7 +6,10 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from .config import ConfigError
+from .errors import CheckpointError, ConfigError, DataError, Interrupted, RunError
+
+
+DEFAULT_PRESET = "c100-cnn-aug"
 
 
 def _cmd_train(a) -> int:
@@ -14,12 +17,18 @@ def _cmd_train(a) -> int:
     from .train import train
 
     if a.resume:
+        bad = [flag for flag, given in (("--set", a.set), ("--overwrite", a.overwrite), ("--out", a.out),
+                                        ("--preset", a.preset)) if given]
+        if bad:
+            raise RunError(f"--resume continues {a.resume} with the config stored in its last.pt; "
+                           f"{', '.join(bad)} cannot change it. Drop {', '.join(bad)}, or start a new run "
+                           "(--out DIR --overwrite) instead of resuming")
         out = Path(a.resume)
-        train(None, out=out, data_dir=a.data_dir, resume=True, quiet=a.quiet)
-        return 0
-    cfg = make_config(a.preset, a.set)
-    out = Path(a.out) if a.out else Path("runs") / f"{cfg.name}-{dt.datetime.now():%Y%m%d-%H%M%S}"
-    result = train(cfg, out=out, data_dir=a.data_dir, overwrite=a.overwrite, quiet=a.quiet)
+        result = train(None, out=out, data_dir=a.data_dir, resume=True, quiet=a.quiet)
+    else:
+        cfg = make_config(a.preset or DEFAULT_PRESET, a.set)
+        out = Path(a.out) if a.out else Path("runs") / f"{cfg.name}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+        result = train(cfg, out=out, data_dir=a.data_dir, overwrite=a.overwrite, quiet=a.quiet)
     print(f"run folder: {out}")
     if a.record:
         from .runlog import append_record
@@ -30,7 +39,7 @@ def _cmd_train(a) -> int:
 
 
 def _cmd_eval(a) -> int:
-    from .api import evaluate_checkpoint
+    from .evaluate import evaluate_checkpoint
 
     m, info = evaluate_checkpoint(a.checkpoint, a.split, a.data_dir, a.device)
     cfg, rec = info["config"], info["summary"]
@@ -48,11 +57,27 @@ def _cmd_eval(a) -> int:
     return 0
 
 
-def _cmd_presets(a) -> int:
-    from .config import load_preset, preset_names
+def _cmd_bench(a) -> int:
+    from .bench import RESULTS, run_bench
+    from .config import make_config
 
-    for name in preset_names():
-        print(f"{name:<18} {load_preset(name).description}")
+    cfg = make_config(a.preset, a.set)
+    seeds = a.seed_list if a.seed_list else list(range(a.seeds))
+    record = None if a.no_record else Path(a.record or RESULTS)
+    command = " ".join(["cifarlab", "bench", a.preset,
+                        *(["--seed-list", *map(str, seeds)] if a.seed_list else ["--seeds", str(a.seeds)]),
+                        *(f"--set {kv}" for kv in a.set)])
+    run_bench(cfg, seeds, a.data_dir, record, command=command)
+    if record is not None:
+        print(f"recorded in {record}")
+    return 0
+
+
+def _cmd_presets(a) -> int:
+    from .config import preset_descriptions
+
+    for name, description in preset_descriptions().items():
+        print(f"{name:<18} {description}")
     return 0
 
 
@@ -81,14 +106,29 @@ def _cmd_data(a) -> int:
 
 
 def _cmd_report(a) -> int:
-    from .report import report_path
+    """A study (YAML or folder), a run folder (metrics.jsonl) or a results folder (*.jsonl)."""
+    from .io import read_json, read_jsonl
+    from .study.report import is_study, report_study
+    from .viz import plot_curves, results_table, run_table
 
-    print(report_path(Path(a.path), table_only=a.table))
+    path = Path(a.path)
+    if is_study(path):
+        print(report_study(path, table_only=a.table, data_dir=a.data_dir))
+    elif path.is_dir() and (path / "metrics.jsonl").is_file():
+        hist = read_jsonl(path / "metrics.jsonl")
+        if not a.table:
+            plot_curves(hist, path / "curves.png", title=path.name)
+        print(run_table(hist, read_json(path / "summary.json") if (path / "summary.json").is_file() else {}))
+    elif path.is_dir() and list(path.glob("*.jsonl")):
+        print(results_table(path))
+    else:
+        raise FileNotFoundError(f"{path}: not a run folder (metrics.jsonl), a study (YAML or folder with "
+                                "study.yaml/study.json) or a results folder (*.jsonl)")
     return 0
 
 
 def _cmd_ablate(a) -> int:
-    from .ablate import run_study
+    from .study.run import run_study
 
     run_study(Path(a.study), out=Path(a.out) if a.out else None, seeds=a.seeds, data_dir=a.data_dir,
               quiet=a.quiet)
@@ -139,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a preset")
-    t.add_argument("--preset", default="c100-cnn-aug", help="preset name or YAML path")
+    t.add_argument("--preset", help=f"preset name or YAML path (default {DEFAULT_PRESET})")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set optim.lr=0.01 (repeatable)")
     t.add_argument("--out", help="run folder (default runs/PRESET-TIMESTAMP)")
@@ -159,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("presets", help="list presets").set_defaults(func=_cmd_presets)
 
+    _add_bench_parser(sub)
+
     d = sub.add_parser("data", help="dataset tools")
     dsub = d.add_subparsers(dest="data_command", required=True)
     dc = dsub.add_parser("check", help="verify the data: counts, checksums, statistics")
@@ -169,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("report", help="tables and figures from a run, a study or a results folder")
     r.add_argument("path")
-    r.add_argument("--table", action="store_true", help="print only the markdown table")
+    r.add_argument("--table", action="store_true", help="print only the markdown table; write nothing")
+    r.add_argument("--data-dir", help="the study's data folder (for the selected model's figures)")
     r.set_defaults(func=_cmd_report)
 
     ab = sub.add_parser("ablate", help="run an ablation study and write its table and figures")
@@ -188,6 +231,26 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--data-dir")
     dr.set_defaults(func=_cmd_doctor)
 
+    _add_use_parsers(sub)
+    return p
+
+
+def _add_bench_parser(sub) -> None:
+    b = sub.add_parser("bench", help="time to accuracy: train a preset's fixed schedule on all training "
+                                     "images, per seed, timed like the speed records")
+    b.add_argument("preset", help="preset name or YAML path")
+    b.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
+    b.add_argument("--seed-list", type=int, nargs="+", metavar="SEED", help="these seeds instead")
+    b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    b.add_argument("--record", metavar="FILE.jsonl",
+                   help="append records here (default benchmarks/results/time_to_accuracy.jsonl)")
+    b.add_argument("--no-record", action="store_true", help="print only")
+    b.add_argument("--data-dir")
+    b.set_defaults(func=_cmd_bench)
+
+
+def _add_use_parsers(sub) -> None:
+    """predict and export: using a trained model outside cifarlab."""
     pr = sub.add_parser("predict", help="top-k classes for image files or folders (any format Pillow reads)")
     pr.add_argument("checkpoint", help="a cifarlab checkpoint (.pt) or an exported .safetensors file")
     pr.add_argument("inputs", nargs="+", metavar="IMAGE|DIR", help="image files; folders are walked")
@@ -208,14 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--input", choices=["uint8", "float"], default="uint8",
                     help="ONNX input: uint8 RGB 0..255 (default) or float32 RGB 0..1, NCHW (batch, 3, 32, 32)")
     ex.set_defaults(func=_cmd_export)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .checkpoint import CheckpointError
-    from .data import DataError
-    from .train import Interrupted, RunError
-
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -14,11 +14,9 @@ from typing import Any
 
 import yaml
 
+from .errors import ConfigError
+
 PRESET_DIR = Path(__file__).parent / "presets"
-
-
-class ConfigError(ValueError):
-    """A config, preset or override that cannot be used; the message says which key and the fix."""
 
 
 @dataclass(frozen=True)
@@ -43,13 +41,26 @@ class AugmentConfig:
     geometry: str = "fused"  # with rotation: fused (one resample of the whole image) | sequential
     #                          (crop first, then rotate the 32x32 crop: torchvision's Compose order)
     jitter_order: str = "fixed"  # fixed (brightness, contrast, saturation) | random per image
+    pad_mode: str = "zeros"  # crop_pad fills with: zeros | reflect (mirror about the edge pixel)
+    flip_mode: str = "random"  # random (p = 0.5 per image and step) | alternate (each image flips on
+    #                            every other epoch, starting from a random half: derandomized flip)
+    lowres_side: int = 0  # progressive resizing: train at this side (pixels) first; 0 = off
+    lowres_epochs: int = 0  # epochs trained at lowres_side before switching to 32
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = "cnn"  # key of cifarlab.models.MODELS
     width: int = 1  # channel multiplier for the conv families (1 = the seed's widths)
-    dropout: float = 0.0  # dropout before the classifier (mlp: in each hidden block, default 0.3)
+    dropout: float = 0.0  # dropout probability before the classifier (mlp: in each hidden block); 0 = none
+    widths: str = "64,256,256"  # fastnet: channels of its 3 conv groups, comma-separated
+    depth: int = 2  # fastnet: convs per group (the first one pools)
+    bn_momentum: float = 0.4  # fastnet: weight of each batch in BN running stats (torch convention)
+    logit_scale: float = 0.111111  # fastnet: logits multiplied by this (1/9: softer early softmax)
+    whiten: bool = True  # fastnet: stem = frozen PCA whitening of 2x2 patches (else a trained conv)
+    dirac: bool = True  # fastnet: convs start as identity maps (Dirac init) on their first channels
+    frozen_bn_scale: bool = True  # fastnet: BN scale fixed at 1; only the shift trains
+    stem_bias_epochs: int = 3  # fastnet: epochs the whitening stem's bias trains before freezing
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,12 @@ class OptimConfig:
     final_lr_frac: float = 0.0  # lr at the last step as a fraction of peak (cosine, onecycle)
     label_smoothing: float = 0.0  # CrossEntropy label smoothing in [0, 1)
     grad_clip: float = 0.0  # max global grad norm; 0 = off
+    per_1024: bool = False  # lr and weight_decay stated per 1,024 examples, decoupled from batch size
+    #                         and momentum (sgd; airbench's convention; see optim.torch_lr_wd)
+    norm_bias_lr_scale: float = 1.0  # lr multiplier for 1-d params (norm shifts/scales, biases)
+    initial_lr_frac: float = 0.0  # onecycle: lr at step 0 as a fraction of peak
+    lookahead_every: int = 0  # Lookahead/EMA: pull weights to a slow EMA every N steps; 0 = off
+    lookahead_decay: float = 0.7738  # Lookahead: EMA decay at the end of training (0.95**5)
 
 
 @dataclass(frozen=True)
@@ -79,6 +96,12 @@ class TrainConfig:
     checkpoint_every_steps: int = 0  # extra resumable checkpoint every N steps; 0 = per epoch only
     nonfinite: str = "stop"  # stop | skip : what a NaN/Inf loss does
     max_skipped_steps: int = 10  # with nonfinite=skip, stop after this many skipped steps
+    finite_check_every: int = 1  # steps between loss NaN/Inf checks (each check is a host sync on GPU);
+    #                              a bad loss found late rolls back to the last checked state
+    tta: int = 0  # test-time augmentation at evaluation: 0 none | 1 mirror | 2 mirror + 1-px translates
+    compile: bool = False  # torch.compile the model (GPU; measured slower on the 2-core CPU)
+    eval_precision: str = "fp32"  # final test evaluation: fp32 (reproducible anywhere) | train (the
+    #                               training precision: bf16 autocast where used; what speed records time)
 
 
 @dataclass(frozen=True)
@@ -106,19 +129,47 @@ class Config:
             section, _, name = key.partition(".")
             if d[section][name] == default:
                 del d[section][name]
+        _legacy_mlp_dropout(d["model"])
         blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
 
 # keys added after the first release -> their default (see Config.hash)
 LATER_KEYS = {"augment.interpolation": "bilinear", "augment.jitter_order": "fixed",
-              "augment.geometry": "fused", "optim.decay_norm_bias": False}
+              "augment.geometry": "fused", "optim.decay_norm_bias": False,
+              # issue 11 (time to accuracy)
+              "augment.pad_mode": "zeros", "augment.flip_mode": "random", "augment.lowres_side": 0,
+              "augment.lowres_epochs": 0, "model.widths": "64,256,256", "model.depth": 2,
+              "model.bn_momentum": 0.4, "model.logit_scale": 0.111111, "model.whiten": True,
+              "model.dirac": True, "model.frozen_bn_scale": True, "model.stem_bias_epochs": 3,
+              "optim.per_1024": False, "optim.norm_bias_lr_scale": 1.0, "optim.initial_lr_frac": 0.0,
+              "optim.lookahead_every": 0, "optim.lookahead_decay": 0.7738, "train.finite_check_every": 1,
+              "train.tta": 0, "train.compile": False,
+              "train.eval_precision": "fp32"}
+
+# Until issue 10 the MLP read model.dropout=0 as 0.3 (`dropout or 0.3`). Runs of that era stored 0.0 and
+# trained with 0.3: an MLP with 0.3 hashes as 0.0 did, and a true 0 gets a marker so it differs from them.
+MLP_LEGACY_DROPOUT = 0.3
+
+
+def _legacy_mlp_dropout(model: dict) -> None:
+    if model["name"] != "mlp":
+        return
+    if model["dropout"] == MLP_LEGACY_DROPOUT:
+        model["dropout"] = 0.0
+    elif model["dropout"] == 0.0:
+        model["dropout_zero"] = True
+
 
 CHOICES = {
     "data.dataset": ("cifar10", "cifar100"),
     "augment.interpolation": ("bilinear", "nearest"),
     "augment.jitter_order": ("fixed", "random"),
     "augment.geometry": ("fused", "sequential"),
+    "augment.pad_mode": ("zeros", "reflect"),
+    "augment.flip_mode": ("random", "alternate"),
+    "train.tta": (0, 1, 2),
+    "train.eval_precision": ("fp32", "train"),
     "optim.name": ("adam", "adamw", "sgd"),
     "optim.schedule": ("constant", "cosine", "onecycle"),
     "train.precision": ("auto", "bf16", "fp32"),
@@ -137,7 +188,7 @@ RANGES = {
     "augment.cutout": (lambda v: 0 <= v <= 32, "0..32"),
     "model.width": (lambda v: 1 <= v <= 16, "1..16"),
     "model.dropout": (lambda v: 0 <= v < 1, ">= 0 and < 1"),
-    "optim.lr": (lambda v: 0 < v <= 10, "> 0 and <= 10"),
+    "optim.lr": (lambda v: 0 < v <= 100, "> 0 and <= 100"),
     "optim.weight_decay": (lambda v: v >= 0, ">= 0"),
     "optim.momentum": (lambda v: 0 <= v < 1, ">= 0 and < 1"),
     "optim.warmup_epochs": (lambda v: v >= 0, ">= 0"),
@@ -145,6 +196,17 @@ RANGES = {
     "optim.final_lr_frac": (lambda v: 0 <= v <= 1, "0..1"),
     "optim.label_smoothing": (lambda v: 0 <= v < 1, ">= 0 and < 1"),
     "optim.grad_clip": (lambda v: v >= 0, ">= 0 (0 = off)"),
+    "optim.norm_bias_lr_scale": (lambda v: 0 < v <= 1000, "> 0 and <= 1000"),
+    "optim.initial_lr_frac": (lambda v: 0 <= v <= 1, "0..1"),
+    "optim.lookahead_every": (lambda v: v >= 0, ">= 0 (0 = off)"),
+    "optim.lookahead_decay": (lambda v: 0 <= v < 1, ">= 0 and < 1"),
+    "augment.lowres_side": (lambda v: v == 0 or 16 <= v <= 32, "0 (off) or 16..32"),
+    "augment.lowres_epochs": (lambda v: v >= 0, ">= 0"),
+    "model.depth": (lambda v: 1 <= v <= 8, "1..8"),
+    "model.bn_momentum": (lambda v: 0 < v <= 1, "> 0 and <= 1"),
+    "model.logit_scale": (lambda v: v > 0, "> 0"),
+    "model.stem_bias_epochs": (lambda v: v >= 0, ">= 0"),
+    "train.finite_check_every": (lambda v: v >= 1, ">= 1"),
     "train.epochs": (lambda v: 1 <= v <= 10000, "1..10000"),
     "train.batch_size": (lambda v: 1 <= v <= 50000, "1..50000"),
     "train.eval_batch_size": (lambda v: 1 <= v <= 50000, "1..50000"),
@@ -211,15 +273,51 @@ def validate(cfg: Config) -> None:
     flat = flatten(cfg.to_dict())
     for key, choices in CHOICES.items():
         if flat[key] not in choices:
-            raise ConfigError(f"config key '{key}': {flat[key]!r} is not one of {', '.join(choices)}")
+            raise ConfigError(f"config key '{key}': {flat[key]!r} is not one of "
+                              f"{', '.join(map(str, choices))}")
     for key, (pred, desc) in RANGES.items():
         if not pred(flat[key]):
             raise ConfigError(f"config key '{key}': {flat[key]!r} is out of range; must be {desc}")
+    _validate_fast_keys(cfg)
     from .models import MODELS  # local import: models import nothing from config
 
     if cfg.model.name not in MODELS:
         raise ConfigError(f"config key 'model.name': unknown model {cfg.model.name!r}; "
                           f"valid models: {', '.join(MODELS)}")
+
+
+def parse_widths(text: str) -> tuple[int, ...]:
+    """'64,256,256' -> (64, 256, 256); ConfigError unless 1..6 positive ints."""
+    try:
+        widths = tuple(int(w) for w in str(text).split(","))
+    except ValueError:
+        widths = ()
+    if not 1 <= len(widths) <= 6 or min(widths) < 1:
+        raise ConfigError(f"config key 'model.widths': {text!r} is not a comma-separated list of 1 to 6 "
+                          "positive channel counts, e.g. 64,256,256")
+    return widths
+
+
+def _validate_fast_keys(cfg: Config) -> None:
+    parse_widths(cfg.model.widths)
+    from .models import MODEL_OPTIONS  # local import: models import nothing from config
+
+    reads = MODEL_OPTIONS.get(cfg.model.name, ())
+    default = ModelConfig()
+    for key in MODEL_OPTIONS["fastnet"]:
+        if key not in reads and getattr(cfg.model, key) != getattr(default, key):
+            raise ConfigError(f"config key 'model.{key}': model {cfg.model.name!r} does not read it "
+                              "(fastnet only); remove the key or use model.name=fastnet")
+    if cfg.optim.per_1024 and cfg.optim.name != "sgd":
+        raise ConfigError("config key 'optim.per_1024': only for optim.name=sgd (the per-1,024-example "
+                          f"units assume SGD with momentum); got optim.name={cfg.optim.name!r}")
+    if cfg.train.nonfinite == "skip" and cfg.train.finite_check_every > 1:
+        raise ConfigError("config key 'train.finite_check_every': train.nonfinite=skip must check every "
+                          "step (a bad step is only skippable when it is caught before it is applied); "
+                          "set train.finite_check_every=1 or train.nonfinite=stop")
+    if cfg.augment.flip_mode == "alternate" and cfg.augment.rotate_deg:
+        raise ConfigError("config key 'augment.flip_mode': alternate is not implemented together with "
+                          "augment.rotate_deg; use flip_mode=random or rotate_deg=0")
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
@@ -283,6 +381,11 @@ def apply_overrides(cfg: Config, overrides: list[str] | dict[str, Any]) -> Confi
 
 def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def preset_descriptions() -> dict[str, str]:
+    """name -> one-line description, read from the YAML files without validating (no model import)."""
+    return {name: str(load_yaml(PRESET_DIR / f"{name}.yaml").get("description", "")) for name in preset_names()}
 
 
 def load_yaml(path: Path) -> dict:

@@ -6,6 +6,7 @@ seeded stratified validation hold-out -> DeviceLoader (whole split on the device
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pickle
 import tarfile
@@ -18,12 +19,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .errors import DataError
+
 ENV_VAR = "CIFARLAB_DATA"
 DEFAULT_ROOT = Path.home() / ".cache" / "cifarlab"
-
-
-class DataError(RuntimeError):
-    """Missing, truncated, corrupt or malformed dataset files; the message names the file and the fix."""
+# Optional file in a dataset folder, written by whoever made a non-official copy (see
+# scripts/note_data_copy.py): {"train_sha256": ..., "test_sha256": ..., "note": "..."}. When the image
+# arrays still match those checksums, the note is reported in the verification string.
+NOTE_FILE = "cifarlab-note.json"
+OFFICIAL_COUNTS = (50000, 10000)  # train, test images
 
 
 @dataclass(frozen=True)
@@ -41,8 +45,6 @@ class Spec:
     std: tuple[float, float, float]
     # SHA-256 of the decoded (N, 3072) uint8 `data` arrays of the genuine dataset (train, test)
     genuine_sha256: tuple[str, str] | None
-    # arrays known to be a near-copy (e.g. the shared store's CIFAR-10: 98 JPEG-filled images)
-    known_copies: dict[tuple[str, str], str]
 
 
 SPECS = {
@@ -60,9 +62,6 @@ SPECS = {
         label_key="labels", num_classes=10,
         mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616),
         genuine_sha256=None,  # not published for the decoded arrays; the file MD5s verify instead
-        known_copies={("ab0df3e66f541a31c0e719243b9edc7b0e42d844972229a04216cfb0704456dc",
-                       "ac91a5aa2e3be4731e61951be9d8ad850e0cb18986f1e34c19fefcec95ee1763"):
-                      "the shared lossless store: genuine except 98 JPEG-filled images"},
     ),
     "cifar100": Spec(
         name="cifar100", folder="cifar-100-python",
@@ -75,7 +74,6 @@ SPECS = {
         mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762),
         genuine_sha256=("de64658905c6b161606e3649ddafce7cf86c7634a0cf9116d518e64ef46a33c5",
                         "83c56492b2c11211ad1bb2dbd4f2eef4170a0441e41a41f3039c3144b1f5a511"),
-        known_copies={},
     ),
 }
 
@@ -232,9 +230,27 @@ def _verify(spec: Spec, folder: Path, x_train: np.ndarray, x_test: np.ndarray) -
         return "genuine (official file MD5s)", sha
     if spec.genuine_sha256 and sha == spec.genuine_sha256:
         return "genuine (SHA-256 of the image arrays)", sha
-    if sha in spec.known_copies:
-        return f"unverified: {spec.known_copies[sha]}", sha
+    note = _copy_note(folder, sha)
+    if note:
+        return f"unverified: {note}", sha
+    counts = (len(x_train), len(x_test))
+    if counts != OFFICIAL_COUNTS:
+        return (f"unverified: {counts[0]} train / {counts[1]} test images (official: "
+                f"{OFFICIAL_COUNTS[0]} / {OFFICIAL_COUNTS[1]})"), sha
     return "unverified: neither the official file MD5s nor known image checksums match", sha
+
+
+def _copy_note(folder: Path, sha: tuple[str, str]) -> str | None:
+    """The note of NOTE_FILE in `folder` if its checksums are those of the arrays just read."""
+    path = folder / NOTE_FILE
+    if not path.is_file():
+        return None
+    try:
+        d = json.loads(path.read_text())
+        return str(d["note"]) if (d["train_sha256"], d["test_sha256"]) == sha else None
+    except (ValueError, KeyError, TypeError) as e:
+        raise DataError(f"{path}: unreadable note ({e}); expected JSON with train_sha256, test_sha256, "
+                        "note; fix or delete it") from None
 
 
 def _class_names(folder: Path, spec: Spec) -> tuple[list[str], list[str] | None]:
@@ -262,10 +278,9 @@ def load(name: str = "cifar100", data_dir=None, allow_download: bool = True) -> 
     folder = ensure_files(name, root, allow_download)
     xtr, ytr, ctr = _read_split(folder, spec.train_files, spec)
     xte, yte, cte = _read_split(folder, spec.test_files, spec)
-    for split, x, n in (("train", xtr, 50000), ("test", xte, 10000)):
-        if len(x) != n:
-            raise DataError(f"{folder}: {split} split has {len(x)} images, expected {n}; "
-                            "a file is truncated or missing")
+    for split, x in (("train", xtr), ("test", xte)):
+        if len(x) == 0:
+            raise DataError(f"{folder}: the {split} split has no images; a file is truncated or empty")
     classes, coarse_classes = _class_names(folder, spec)
     status, sha = _verify(spec, folder, xtr, xte)
     def t(a):
@@ -344,16 +359,21 @@ class DeviceLoader:
         return n // self.batch_size if self.shuffle else -(-n // self.batch_size)
 
     def __iter__(self):
+        for _, x, y in self.with_indices():
+            yield x, y
+
+    def with_indices(self):
+        """Yields (indices into the split, images, labels); the same batches as iterating the loader."""
         n = len(self.x)
-        if self.shuffle:
-            order = torch.randperm(n, generator=self.generator, device="cpu").to(self.x.device)
+        order = (torch.randperm(n, generator=self.generator, device="cpu") if self.shuffle
+                 else torch.arange(n)).to(self.x.device)
         for i in range(len(self)):
-            sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
+            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             if self.shuffle:
-                idx = order[sl]
-                yield self.x[idx], self.y[idx]
+                yield idx, self.x[idx], self.y[idx]
             else:
-                yield self.x[sl], self.y[sl]
+                sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
+                yield idx, self.x[sl], self.y[sl]
 
 
 def channel_stats(x_uint8: torch.Tensor) -> tuple[list[float], list[float]]:

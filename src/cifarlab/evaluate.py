@@ -1,14 +1,18 @@
-"""Evaluation: top-1, top-5, mean loss, per-class accuracy and the confusion matrix."""
+"""Evaluation: predict, evaluate, metrics (top-1, top-5, mean loss, per-class accuracy, confusion matrix),
+and evaluate_checkpoint (behind `cifarlab eval` and `cifarlab.evaluate_checkpoint`)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .augment import Normalizer
-from .runtime import Runtime
+from .checkpoint import load_checkpoint
+from .pipeline import build, checkpoint_config
+from .runtime import Runtime, eval_runtime
 
 
 @dataclass
@@ -34,22 +38,43 @@ class Metrics:
 
 @torch.inference_mode()
 def predict(model: nn.Module, x_uint8: torch.Tensor, normalize: Normalizer, runtime: Runtime,
-            batch_size: int = 1000) -> torch.Tensor:
-    """Logits (N, C) in float32 for uint8 images (N, 3, 32, 32); the model is put in eval mode."""
+            batch_size: int = 1000, tta: int = 0) -> torch.Tensor:
+    """Logits (N, C) in float32 for uint8 images (N, 3, 32, 32); the model is put in eval mode.
+    tta: 0 = plain, 1 = mean with the mirror image, 2 = also with 1-pixel translates (see tta_logits)."""
     model.eval()
     out = []
     for i in range(0, len(x_uint8), batch_size):
         xb = normalize(x_uint8[i:i + batch_size].to(runtime.device))
         with runtime.autocast():
-            out.append(model(xb).float())
+            out.append(tta_logits(model, xb, tta, runtime.memory_format))
     return torch.cat(out) if out else torch.empty(0)
+
+
+def tta_logits(model: nn.Module, xb: torch.Tensor, tta: int,
+               memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+    """Test-time augmentation, float32 logits. Level 1 averages the image and its mirror; level 2
+    averages that (weight 1/2) with the same pair shifted one pixel up-left and down-right (1/4 each,
+    reflect padding): 6 forward passes. Mirror and translate are the training augmentations, so the
+    model is invariant to them on average, and averaging cancels part of its per-view error."""
+    def mirror_mean(x):
+        logits = model(x).float()
+        return 0.5 * (logits + model(x.flip(-1)).float()) if tta >= 1 else logits
+
+    logits = mirror_mean(xb)
+    if tta >= 2:
+        h, w = xb.shape[-2:]
+        padded = F.pad(xb, (1, 1, 1, 1), mode="reflect")
+        shifts = [padded[..., :h, :w], padded[..., 2:, 2:]]
+        shifted = torch.stack([mirror_mean(x.contiguous(memory_format=memory_format)) for x in shifts])
+        logits = 0.5 * logits + 0.5 * shifted.mean(0)
+    return logits
 
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, x_uint8: torch.Tensor, y: torch.Tensor, normalize: Normalizer,
-             runtime: Runtime, batch_size: int = 1000, confusion: bool = False) -> Metrics:
-    """Evaluate in eval mode without augmentation. Sums accumulate in float64 for exact counts."""
-    return metrics_from_logits(predict(model, x_uint8, normalize, runtime, batch_size), y, confusion)
+             runtime: Runtime, batch_size: int = 1000, confusion: bool = False, tta: int = 0) -> Metrics:
+    """Evaluate in eval mode (tta: see predict). Sums accumulate in float64 for exact counts."""
+    return metrics_from_logits(predict(model, x_uint8, normalize, runtime, batch_size, tta), y, confusion)
 
 
 def metrics_from_logits(logits: torch.Tensor, y: torch.Tensor, confusion: bool = False) -> Metrics:
@@ -65,3 +90,24 @@ def metrics_from_logits(logits: torch.Tensor, y: torch.Tensor, confusion: bool =
         c = logits.shape[1]
         conf = torch.bincount(y * c + top5_idx[:, 0], minlength=c * c).view(c, c).tolist()
     return Metrics(loss, top1, top5, len(y), conf)
+
+
+def evaluate_checkpoint(path: str | Path, split: str = "test", data_dir=None, device: str = "cpu",
+                        confusion: bool = False) -> tuple[Metrics, dict]:
+    """Evaluate a checkpoint on the test or validation split exactly as training's final eval (fp32, or the
+    training precision with train.eval_precision=train; with the run's test-time augmentation).
+
+    Returns (metrics, info) where info holds the config, the recorded summary (if any) and the data.
+    """
+    if split not in ("test", "val"):
+        raise ValueError(f"split must be 'test' or 'val', got {split!r}")
+    state = load_checkpoint(path, map_location="cpu")
+    cfg = checkpoint_config(state, path)
+    if split == "val" and cfg.data.val_size == 0:
+        raise ValueError(f"{path}: this run had no validation split (data.val_size=0)")
+    pipe = build(cfg, data_dir, runtime=eval_runtime(cfg.train, device), weights_from=path)
+    s = pipe.splits
+    x, y = (s.test_x, s.test_y) if split == "test" else (s.val_x, s.val_y)
+    m = evaluate(pipe.model, x, y, pipe.normalize, pipe.runtime, cfg.train.eval_batch_size, confusion=confusion,
+                 tta=cfg.train.tta)
+    return m, {"config": cfg, "summary": state.get("summary"), "data": pipe.data}

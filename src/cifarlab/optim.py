@@ -9,36 +9,62 @@ from torch import nn
 from .config import OptimConfig
 
 
-def param_groups(model: nn.Module, weight_decay: float, decay_norm_bias: bool = False) -> list[dict]:
+def param_groups(model: nn.Module, weight_decay: float, decay_norm_bias: bool = False,
+                 lr_scale_1d: float = 1.0) -> list[dict]:
     """Weight decay on weight matrices and conv kernels; on norm scales/shifts and biases (every
-    1-d parameter) only with `decay_norm_bias`, which is what a bare `Adam(model.parameters())` does."""
+    1-d parameter) only with `decay_norm_bias`, which is what a bare `Adam(model.parameters())` does.
+    Each group carries `lr_scale`, its learning rate relative to the schedule's (set_lr applies it);
+    1-d parameters get `lr_scale_1d`, with their decay divided by it so the decay per step stays put."""
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
-            (decay if p.ndim > 1 or decay_norm_bias else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0}]
+            (decay if p.ndim > 1 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay, "lr_scale": 1.0},
+            {"params": no_decay, "weight_decay": weight_decay / lr_scale_1d if decay_norm_bias else 0.0,
+             "lr_scale": lr_scale_1d}]
 
 
-def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
-    groups = param_groups(model, cfg.weight_decay, cfg.decay_norm_bias)
+def kilo_examples(momentum: float) -> float:
+    """Examples per unit of `optim.lr` when it is stated per 1,024 examples: SGD with (Nesterov)
+    momentum m multiplies the step by about 1 + 1/(1-m), so that factor is divided out too."""
+    return 1024 * (1 + 1 / (1 - momentum))
+
+
+def torch_lr_wd(cfg: OptimConfig, batch_size: int) -> tuple[float, float]:
+    """(lr, weight_decay) as torch's optimizer takes them for a mean-reduced loss.
+
+    per_1024: lr L and weight decay W are per 1,024 examples (airbench's convention): a step then moves
+    the weights by L/kilo per example's gradient and decays them by W*batch/kilo, whatever the batch
+    size or momentum, so torch gets lr = L*batch/kilo and weight_decay = W/L."""
+    if not cfg.per_1024:
+        return cfg.lr, cfg.weight_decay
+    return cfg.lr * batch_size / kilo_examples(cfg.momentum), cfg.weight_decay / cfg.lr
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig, batch_size: int = 0) -> torch.optim.Optimizer:
+    lr, wd = torch_lr_wd(cfg, batch_size)
+    groups = param_groups(model, wd, cfg.decay_norm_bias, cfg.norm_bias_lr_scale)
+    for g in groups:
+        g["lr"] = lr * g["lr_scale"]
     if cfg.name == "adam":
-        return torch.optim.Adam(groups, lr=cfg.lr)
+        return torch.optim.Adam(groups, lr=lr)
     if cfg.name == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr)
+        return torch.optim.AdamW(groups, lr=lr)
     if cfg.name == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=True)
     raise ValueError(f"unknown optimizer {cfg.name!r}; valid: adam, adamw, sgd")
 
 
 def lr_at(step: int, total_steps: int, cfg: OptimConfig, steps_per_epoch: int) -> float:
-    """Learning rate for optimizer step `step` (0-based) of `total_steps`. Pure: no state."""
+    """Learning rate for optimizer step `step` (0-based) of `total_steps`, in `optim.lr`'s units
+    (set_lr converts). Pure: no state."""
     peak, floor = cfg.lr, cfg.lr * cfg.final_lr_frac
     if cfg.schedule == "onecycle":
         # linear rise from 0 to peak over onecycle_pct of the steps, then linear decay to floor
         rise = max(1, round(cfg.onecycle_pct * total_steps))
         if step < rise:
-            return peak * (step + 1) / rise
+            start = cfg.initial_lr_frac
+            return peak * (start + (1 - start) * (step + 1) / rise)
         frac = (step - rise + 1) / max(1, total_steps - rise)
         return peak + (floor - peak) * min(1.0, frac)
     warmup = round(cfg.warmup_epochs * steps_per_epoch)
@@ -50,6 +76,50 @@ def lr_at(step: int, total_steps: int, cfg: OptimConfig, steps_per_epoch: int) -
     return floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
 
 
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+def set_lr(optimizer: torch.optim.Optimizer, lr: float, unit: float = 1.0) -> None:
+    """Set every group to lr * unit * its lr_scale (unit converts `optim.lr`'s units to torch's)."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * unit * group.get("lr_scale", 1.0)
+
+
+class Lookahead:
+    """Lookahead with an EMA as the slow weights (airbench's form): every `every` steps the slow copy
+    moves toward the fast weights, ema = decay*ema + (1-decay)*w, and the fast weights restart from it.
+    decay ramps as decay_max * (step/total)^3: no pull early, strong averaging late. BN statistics are
+    averaged too. `finish()` leaves the model at the slow weights. Built on torch.optim.swa_utils."""
+
+    def __init__(self, model: nn.Module, every: int, decay_max: float, total_steps: int):
+        from torch.optim.swa_utils import AveragedModel
+
+        self.model, self.every, self.decay_max, self.total = model, every, decay_max, max(1, total_steps)
+        self.decay = 0.0
+        self.slow = AveragedModel(model, multi_avg_fn=self._lerp, use_buffers=True)
+        self.slow.n_averaged.fill_(1)  # the copy made here is the first average: updates always lerp
+
+    def _lerp(self, slow: list, fast: list, _n) -> None:
+        if slow and slow[0].is_floating_point():  # skip integer buffers (num_batches_tracked)
+            torch._foreach_lerp_(slow, fast, 1 - self.decay)
+
+    @torch.no_grad()
+    def step(self, step: int) -> None:
+        """Call after optimizer step number `step` (1-based)."""
+        if step % self.every == 0:
+            self.decay = self.decay_max * (step / self.total) ** 3
+            self.slow.update_parameters(self.model)
+            self._copy_back()
+
+    @torch.no_grad()
+    def _copy_back(self) -> None:
+        for fast, slow in zip(self.model.state_dict().values(), self.slow.module.state_dict().values()):
+            if fast.is_floating_point():
+                fast.copy_(slow)
+
+    def finish(self) -> None:
+        self._copy_back()
+
+    def state_dict(self) -> dict:
+        return {"slow": self.slow.state_dict(), "decay": self.decay}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.slow.load_state_dict(state["slow"])
+        self.decay = state["decay"]

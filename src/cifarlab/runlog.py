@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
+import os
 import platform
 import subprocess
 import sys
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import write_text
+from .io import append_jsonl, write_jsonl
 
 # Keys of a metrics record that measure time, excluded when comparing runs for exact reproducibility.
 TIMING_KEYS = ("epoch_time_s", "images_per_s", "elapsed_s")
@@ -24,8 +24,6 @@ CODE_PATHS = (":/src", ":/pyproject.toml")
 def git_commit(cwd: Path | None = None) -> str:
     """Short commit of the checkout the package runs from, "-dirty" when its code has uncommitted
     changes; "unknown" outside a git checkout."""
-    import os
-
     if os.environ.get("CIFARLAB_GIT_COMMIT"):  # set where the tree travels without .git (remote GPU)
         return os.environ["CIFARLAB_GIT_COMMIT"]
     try:
@@ -51,12 +49,7 @@ def env_info(hardware: str, precision: str) -> dict:
 
 def write_metrics(path: Path, history: list[dict]) -> None:
     """Rewrite metrics.jsonl atomically from the full history (the checkpoint holds the truth)."""
-    write_text(path, "".join(json.dumps(rec) + "\n" for rec in history))
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    write_jsonl(path, history)
 
 
 def epoch_line(rec: dict, epochs: int) -> str:
@@ -72,8 +65,10 @@ def log(msg: str, quiet: bool = False) -> None:
         print(msg, file=sys.stderr if msg.startswith("warning") else sys.stdout, flush=True)
 
 
+# train_acc and val_acc are those of the selected epoch (best_epoch), like the test numbers. Records
+# written before issue 10 had train_acc of the last epoch and best_train_acc of the selected one.
 RECORD_KEYS = ("preset", "dataset", "model", "seed", "config_hash", "status", "epochs_run", "best_epoch",
-               "train_acc", "best_train_acc", "val_acc", "test_acc", "test_top5", "test_loss", "params",
+               "train_acc", "last_epoch_train_acc", "val_acc", "test_acc", "test_top5", "test_loss", "params",
                "total_time_s", "images_per_s", "hardware", "precision", "torch", "git_commit", "date")
 
 
@@ -82,6 +77,5 @@ def append_record(path: Path, summary: dict, run_dir: Path | None = None) -> dic
     rec = {k: summary.get(k) for k in RECORD_KEYS}
     if run_dir is not None:
         rec["run_dir"] = str(run_dir)
-    old = read_jsonl(path) if Path(path).is_file() else []
-    write_metrics(Path(path), [*old, rec])
+    append_jsonl(path, rec)
     return rec

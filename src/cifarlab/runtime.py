@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import platform
 from dataclasses import dataclass
 
 import torch
 
 from .config import TrainConfig
+from .errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -43,12 +45,15 @@ def cpu_name() -> str:
 
 
 def pick_device(cfg: TrainConfig) -> Runtime:
+    """Device, precision and memory format for `cfg.device` / `cfg.precision`; ConfigError when the
+    machine cannot honour them."""
     if cfg.device == "auto":
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
         device = torch.device(cfg.device)
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"train.device={cfg.device!r} but CUDA is not available; use auto or cpu")
+            raise ConfigError(f"train.device={cfg.device!r} but CUDA is not available on this machine; "
+                              "use --set train.device=auto or cpu")
     if device.type == "cuda":
         bf16_ok = torch.cuda.is_bf16_supported()
         hardware = f"{torch.cuda.get_device_name(device)}"
@@ -57,11 +62,21 @@ def pick_device(cfg: TrainConfig) -> Runtime:
         bf16_ok = cpu_supports_bf16()
         hardware = f"{cpu_name()} ({torch.get_num_threads()} threads)"
     if cfg.precision == "bf16" and not bf16_ok:
-        raise RuntimeError(f"train.precision=bf16 but {hardware} lacks bf16 support; use auto or fp32")
+        raise ConfigError(f"train.precision=bf16 but {hardware} lacks bf16 support; "
+                          "use --set train.precision=auto or fp32")
     precision = "bf16" if cfg.precision == "bf16" or (cfg.precision == "auto" and bf16_ok) else "fp32"
     memory_format = torch.channels_last if precision == "bf16" or device.type == "cuda" \
         else torch.contiguous_format
     return Runtime(device, precision, memory_format, hardware)
+
+
+def eval_runtime(cfg: TrainConfig, device: torch.device | str) -> Runtime:
+    """Runtime of the final (and `cifarlab eval`'s) evaluation: fp32 by default, reproducible on any
+    machine; with eval_precision=train the training precision on `device` (bf16 where supported:
+    about 4x faster on a bf16 CPU, and what the speed records time)."""
+    if cfg.eval_precision == "fp32":
+        return fp32_runtime(device)
+    return pick_device(dataclasses.replace(cfg, device=str(torch.device(device))))
 
 
 def fp32_runtime(device: torch.device | str = "cpu") -> Runtime:

@@ -1,17 +1,18 @@
 """The training loop: train(cfg) -> RunResult.
 
-Reads as a story: prepare the run folder, load and split the data, build model and optimizer, (resume),
-then per epoch train -> validate -> select on validation -> checkpoint; finally evaluate the selected
-weights once on the test split and write the summary.
+Reads as a story: prepare the run folder, assemble the run (pipeline.build), build the optimizer,
+(resume), then per epoch train -> validate -> select on validation (the selected weights kept in memory)
+-> checkpoint; finally evaluate the selected weights once on the test split and write the summary.
 """
 from __future__ import annotations
 
+import copy
 import random
 import shutil
 import signal
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,25 +22,22 @@ from torch import nn
 
 from . import data as data_mod
 from .augment import Augmenter, Normalizer
-from .checkpoint import load_checkpoint, load_weights, save_checkpoint, write_json, write_text
+from .checkpoint import load_checkpoint, load_weights, save_checkpoint
 from .config import Config, OptimConfig, from_dict, to_yaml
+from .errors import Interrupted, NonFiniteLoss, RunError
 from .evaluate import evaluate, metrics_from_logits, predict
-from .models import build_model, count_params
-from .optim import build_optimizer, lr_at, set_lr
+from .io import write_json, write_text
+from .models import count_params
+from .optim import Lookahead, build_optimizer, lr_at, set_lr, torch_lr_wd
+from .pipeline import Pipeline, build, seed_everything
 from .runlog import env_info, epoch_line, log, write_metrics
-from .runtime import Runtime, fp32_runtime, pick_device
+from .runtime import Runtime, eval_runtime, pick_device
+from .viz import plot_curves
 
+DATA_INIT_IMAGES = 5000  # un-augmented training images a model's data_init sees (whitening statistics)
 
-class RunError(RuntimeError):
-    """A run that cannot start or continue; the message says why and what to do."""
-
-
-class NonFiniteLoss(RunError):
-    pass
-
-
-class Interrupted(RunError):
-    pass
+__all__ = ["train", "train_step", "train_one_epoch", "RunResult", "RunError", "NonFiniteLoss", "Interrupted",
+           "seed_everything"]
 
 
 @dataclass
@@ -95,18 +93,12 @@ def _clear_run_folder(out: Path) -> None:
 
 # ---------------------------------------------------------------- randomness
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 def rng_state(loader_gen: torch.Generator, aug_gen: torch.Generator) -> dict:
     np_state = np.random.get_state()
     state = {"python": random.getstate(), "torch": torch.get_rng_state(),
              "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
              "loader": loader_gen.get_state(), "augment": aug_gen.get_state()}
-    if torch.cuda.is_available():
+    if aug_gen.device.type == "cuda":
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
@@ -118,7 +110,7 @@ def set_rng_state(state: dict, loader_gen: torch.Generator, aug_gen: torch.Gener
     torch.set_rng_state(state["torch"])
     loader_gen.set_state(state["loader"])
     aug_gen.set_state(state["augment"])
-    if "cuda" in state and torch.cuda.is_available():
+    if "cuda" in state and aug_gen.device.type == "cuda":
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
@@ -157,15 +149,18 @@ class Engine:
     loader_gen: torch.Generator
     aug_gen: torch.Generator
     total_steps: int
+    pipe: Pipeline
+    lr_unit: float = 1.0  # torch lr per unit of optim.lr (optim.per_1024 converts)
+    lookahead: Lookahead | None = None
+    step_model: nn.Module | None = None  # what the train step calls: the model, or its torch.compile
+    best_weights: dict | None = None  # state_dict of the epoch selected on validation (in memory)
 
     def checkpoint_state(self, progress: Progress) -> dict:
-        return {"config": self.cfg.to_dict(), "num_classes": _num_classes(self.cfg),
+        return {"config": self.cfg.to_dict(), "num_classes": self.pipe.num_classes,
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "progress": progress.__dict__.copy(), "rng": rng_state(self.loader_gen, self.aug_gen)}
-
-
-def _num_classes(cfg: Config) -> int:
-    return data_mod.SPECS[cfg.data.dataset].num_classes
+                "progress": progress.__dict__.copy(), "rng": rng_state(self.loader_gen, self.aug_gen),
+                "device": self.rt.device.type,
+                **({"lookahead": self.lookahead.state_dict()} if self.lookahead else {})}
 
 
 def train_one_epoch(eng: Engine, progress: Progress, out: Path | None, stop_flag: dict,
@@ -181,15 +176,26 @@ def train_one_epoch(eng: Engine, progress: Progress, out: Path | None, stop_flag
     seen, t0, start_batch = st["seen"], time.perf_counter() - st["time_s"], st["batch"]
     bs = eng.loader.batch_size
     bar = _progress_bar(len(eng.loader) * bs, start_batch * bs, progress.epoch + 1, show_bar)
-    for i, (xb, yb) in enumerate(eng.loader):
+    if hasattr(model, "epoch_start"):
+        model.epoch_start(progress.epoch)
+    check_every = cfg.train.finite_check_every
+    bad = torch.zeros((), dtype=torch.bool, device=eng.rt.device)  # a non-finite loss since the last check
+    for i, (idx, xb, yb) in enumerate(eng.loader.with_indices()):
         if i < start_batch:
             continue
-        set_lr(opt, lr_at(progress.step, eng.total_steps, cfg.optim, len(eng.loader)))
-        loss, logits, stepped = train_step(model, eng.augment(xb), yb, opt, eng.rt, cfg.optim)
+        set_lr(opt, lr_at(progress.step, eng.total_steps, cfg.optim, len(eng.loader)), eng.lr_unit)
+        loss, logits, stepped = train_step(eng.step_model or model, eng.augment(xb, idx, progress.epoch), yb,
+                                           opt, eng.rt, cfg.optim, check_finite=check_every == 1)
         if not stepped:
             _handle_nonfinite(cfg, progress, i)
             continue
         progress.step += 1
+        if check_every > 1:  # no host sync per step: a flag on the device, read every N steps
+            bad |= ~torch.isfinite(loss)
+            if progress.step % check_every == 0 and bad:
+                _handle_nonfinite(cfg, progress, i)
+        if eng.lookahead is not None:
+            eng.lookahead.step(progress.step)
         loss_sum += loss.detach().double() * len(yb)
         correct += (logits.argmax(1) == yb).sum()
         seen += len(yb)
@@ -211,6 +217,10 @@ def train_one_epoch(eng: Engine, progress: Progress, out: Path | None, stop_flag
                                   f"(epoch {progress.epoch + 1}, batch {i + 1}); {where}")
     if bar is not None:
         bar.close()
+    if check_every > 1 and bad:  # before this epoch's weights are validated or saved
+        _handle_nonfinite(cfg, progress, len(eng.loader) - 1)
+    if eng.lookahead is not None and progress.step >= eng.total_steps:
+        eng.lookahead.finish()  # the result is the slow (averaged) weights
     if eng.rt.device.type == "cuda":
         torch.cuda.synchronize()
     time_s = time.perf_counter() - t0
@@ -219,13 +229,14 @@ def train_one_epoch(eng: Engine, progress: Progress, out: Path | None, stop_flag
 
 
 def train_step(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer,
-               rt: Runtime, cfg: OptimConfig) -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """One optimizer step. Returns (loss, logits, stepped); a non-finite loss is not stepped."""
+               rt: Runtime, cfg: OptimConfig, check_finite: bool = True) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """One optimizer step. Returns (loss, logits, stepped); with check_finite (a host sync), a
+    non-finite loss is not stepped; without, the caller checks the loss later."""
     model.train()  # cheap, and makes "forgot model.train() after validation" impossible
     with rt.autocast():
         logits = model(inputs)
     loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
-    if not torch.isfinite(loss):
+    if check_finite and not torch.isfinite(loss):
         return loss, logits, False
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -243,6 +254,9 @@ def _handle_nonfinite(cfg: Config, progress: Progress, batch: int) -> None:
             return
         raise NonFiniteLoss(f"non-finite loss at {where}: {progress.skipped_steps} steps skipped, more "
                             f"than train.max_skipped_steps={cfg.train.max_skipped_steps}")
+    if cfg.train.finite_check_every > 1:
+        where = (f"within the {cfg.train.finite_check_every} steps before {where} "
+                 "(train.finite_check_every)")
     raise NonFiniteLoss(f"non-finite loss (NaN/Inf) at {where}; lower optim.lr, set optim.grad_clip, "
                         "or train.nonfinite=skip. The last good checkpoint is kept.")
 
@@ -261,7 +275,11 @@ def _progress_bar(total: int, initial: int, epoch: int, show: bool):
 
 def train(cfg: Config, out: str | Path | None = None, data_dir=None, resume: bool = False,
           overwrite: bool = False, quiet: bool = False, progress_bar: bool | None = None) -> RunResult:
-    """Train per `cfg`; write the run folder `out` (if given); return the summary and history."""
+    """Train per `cfg`; write the run folder `out` (if given); return the summary and history.
+
+    The test split is evaluated once, at the end, with the weights of the epoch selected on
+    validation (kept in memory, so also without `out`).
+    """
     out = Path(out) if out is not None else None
     if resume and out is None:
         raise RunError("resume needs the run folder (out=...)")
@@ -270,51 +288,52 @@ def train(cfg: Config, out: str | Path | None = None, data_dir=None, resume: boo
     resumed = load_checkpoint(out / "last.pt", map_location="cpu") if resume else None
     if resumed is not None:
         cfg = from_dict(resumed["config"], source=str(out / "last.pt"))
-    show_bar = (not quiet) if progress_bar is None else progress_bar
-    rt = pick_device(cfg.train)
-    ds = data_mod.load(cfg.data.dataset, data_dir, cfg.data.download)
-    if not ds.verification.startswith("genuine"):
-        log(f"warning: {cfg.data.dataset} data is {ds.verification}", quiet)
-    splits = data_mod.make_splits(ds, cfg.data.val_size, cfg.data.split_seed, cfg.data.train_subset)
+    runtime = pick_device(resume_train_config(cfg, resumed, out)) if resumed else None
+    t_data = time.perf_counter()
+    pipe = build(cfg, data_dir, runtime)
+    timing = {"data_s": time.perf_counter() - t_data}
+    if not pipe.data.verification.startswith("genuine"):
+        log(f"warning: {cfg.data.dataset} data is {pipe.data.verification}", quiet)
     if out is not None:
         write_text(out / "config.yaml", to_yaml(cfg))
-
-    seed_everything(cfg.train.seed)
-    model = build_model(cfg.model.name, ds.num_classes, cfg.model.width, cfg.model.dropout)
-    model = model.to(rt.device, memory_format=rt.memory_format)
-    loader_gen = torch.Generator().manual_seed(cfg.train.seed)
-    aug_gen = torch.Generator(device=rt.device).manual_seed(cfg.train.seed + 1)
-    normalize = Normalizer(ds.spec.mean, ds.spec.std, rt.device, rt.memory_format)
-    loader = data_mod.DeviceLoader(splits.train_x, splits.train_y, cfg.train.batch_size, rt.device,
-                                   shuffle=True, generator=loader_gen)
-    eng = Engine(cfg, rt, model, build_optimizer(model, cfg.optim), loader,
-                 Augmenter(cfg.augment, normalize, aug_gen), loader_gen, aug_gen,
-                 total_steps=cfg.train.epochs * len(loader))
+    t_init = time.perf_counter()
+    eng = _engine(pipe)
     progress = Progress()
     if resumed is not None:
         progress = _restore(eng, resumed, out / "last.pt")
         log(f"resuming {out} after epoch {progress.epoch}, step {progress.step}", quiet)
-    n_params = count_params(model)
+    elif hasattr(eng.model, "data_init"):  # e.g. fastnet's whitening stem, from un-augmented images
+        eng.model.data_init(pipe.normalize(pipe.splits.train_x[:DATA_INIT_IMAGES].to(pipe.runtime.device)))
+    timing["init_s"] = time.perf_counter() - t_init
+    if cfg.train.compile:
+        timing["compile_s"] = _compile(eng)
+    n_params = count_params(eng.model)
+    sp, rt = pipe.splits, pipe.runtime
     log(f"{cfg.name}: {cfg.model.name} ({n_params:,} params) on {cfg.data.dataset} "
-        f"[{len(splits.train_y)} train / {len(splits.val_y)} val / {len(splits.test_y)} test] | "
+        f"[{len(sp.train_y)} train / {len(sp.val_y)} val / {len(sp.test_y)} test] | "
         f"{rt.hardware}, {rt.precision}", quiet)
+    show_bar = (not quiet) if progress_bar is None else progress_bar
 
+    patience = cfg.train.early_stop_patience
     status = "completed"
+    if patience and progress.bad_epochs >= patience:  # resuming a run that had already stopped early
+        status = f"early-stopped after epoch {progress.epoch} (no val improvement for {patience} epochs)"
     t_start = time.perf_counter() - sum(r["epoch_time_s"] for r in progress.history)
     with stop_on_signals() as stop_flag:
         try:
             for epoch in range(progress.epoch + 1, cfg.train.epochs + 1):
+                if status != "completed":
+                    break
                 rec = {"epoch": epoch, **train_one_epoch(eng, progress, out, stop_flag, show_bar)}
                 rec["lr"] = eng.optimizer.param_groups[0]["lr"]
                 rec["step"] = progress.step
-                _validate_and_select(eng, progress, splits, normalize, rec, out)
+                _validate_and_select(eng, progress, rec, out)
                 progress.epoch = epoch
                 progress.history.append(rec)
                 if out is not None:
                     save_checkpoint(out / "last.pt", eng.checkpoint_state(progress))
                     write_metrics(out / "metrics.jsonl", progress.history)
                 log(epoch_line(rec, cfg.train.epochs), quiet)
-                patience = cfg.train.early_stop_patience
                 if patience and progress.bad_epochs >= patience:
                     status = f"early-stopped after epoch {epoch} (no val improvement for {patience} epochs)"
                     log(status, quiet)
@@ -326,15 +345,62 @@ def train(cfg: Config, out: str | Path | None = None, data_dir=None, resume: boo
                                                   "skipped_steps": progress.skipped_steps})
             raise
     total_s = time.perf_counter() - t_start
-    summary = _finish(eng, progress, ds, splits, normalize, out, status, total_s, n_params, quiet)
-    return RunResult(summary, progress.history, model, out)
+    summary = _finish(eng, progress, out, status, total_s, n_params, quiet, timing)
+    return RunResult(summary, progress.history, eng.model, out)
 
 
-def _validate_and_select(eng: Engine, progress: Progress, splits, normalize, rec: dict,
-                         out: Path | None) -> None:
-    """Validation metrics into `rec`; keep best-on-validation weights (last epoch when no val split)."""
+def resume_train_config(cfg: Config, state: dict, out: Path):
+    """cfg.train with the device the checkpoint was written on: the generators' states only fit there,
+    and exact resume needs the same kind of device. A clear RunError when that device is unavailable."""
+    saved = state.get("device") or ("cuda" if state["rng"]["augment"].numel() == 16 else "cpu")
+    wanted = cfg.train.device
+    if wanted != "auto" and torch.device(wanted).type != saved:
+        raise RunError(f"{out} was trained on {saved} but its config asks for train.device={wanted}; "
+                       "a run resumes exactly only on the kind of device that started it")
+    if saved == "cuda" and not torch.cuda.is_available():
+        raise RunError(f"{out} was trained on a CUDA GPU and this machine has none; resume it on a GPU "
+                       "machine, or start a new run here")
+    return replace(cfg.train, device=wanted if wanted != "auto" else saved)
+
+
+def _engine(pipe: Pipeline) -> Engine:
+    cfg, rt = pipe.cfg, pipe.runtime
+    loader_gen = torch.Generator().manual_seed(cfg.train.seed)
+    aug_gen = torch.Generator(device=rt.device).manual_seed(cfg.train.seed + 1)
+    loader = pipe.train_loader(loader_gen)
+    total = cfg.train.epochs * len(loader)
+    lookahead = (Lookahead(pipe.model, cfg.optim.lookahead_every, cfg.optim.lookahead_decay, total)
+                 if cfg.optim.lookahead_every else None)
+    return Engine(cfg, rt, pipe.model, build_optimizer(pipe.model, cfg.optim, cfg.train.batch_size), loader,
+                  pipe.augmenter(aug_gen), loader_gen, aug_gen, total_steps=total, pipe=pipe,
+                  lr_unit=torch_lr_wd(cfg.optim, cfg.train.batch_size)[0] / cfg.optim.lr, lookahead=lookahead)
+
+
+def _compile(eng: Engine) -> float:
+    """torch.compile the train step's model and warm it up on a random batch; the model's weights,
+    BN statistics and the RNG states are restored afterwards. Returns the warm-up seconds."""
+    t0 = time.perf_counter()
+    eng.step_model = torch.compile(eng.model)
+    saved, rng = copy.deepcopy(eng.model.state_dict()), torch.get_rng_state()
+    x = torch.randint(0, 256, (eng.loader.batch_size, 3, 32, 32), dtype=torch.uint8, device=eng.rt.device)
+    eng.step_model.train()
+    with eng.rt.autocast():
+        eng.step_model(eng.pipe.normalize(x)).float().sum().backward()
+    eng.model.load_state_dict(saved)
+    eng.model.zero_grad(set_to_none=True)
+    torch.set_rng_state(rng)
+    if eng.rt.device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def _validate_and_select(eng: Engine, progress: Progress, rec: dict, out: Path | None) -> None:
+    """Validation metrics into `rec`; keep best-on-validation weights (last epoch when no val split)
+    in memory, and in best.pt when the run has a folder."""
+    splits = eng.pipe.splits
     if len(splits.val_y):
-        m = evaluate(eng.model, splits.val_x, splits.val_y, normalize, eng.rt, eng.cfg.train.eval_batch_size)
+        m = evaluate(eng.model, splits.val_x, splits.val_y, eng.pipe.normalize, eng.rt,
+                     eng.cfg.train.eval_batch_size, tta=eng.cfg.train.tta)
         rec.update(val_loss=m.loss, val_acc=m.top1, val_top5=m.top5)
         score = m.top1
     else:
@@ -342,10 +408,10 @@ def _validate_and_select(eng: Engine, progress: Progress, splits, normalize, rec
         score = float(rec["epoch"])  # no validation: the latest epoch is "best"
     if score > progress.best_val:
         progress.best_val, progress.best_epoch, progress.bad_epochs = score, rec["epoch"], 0
+        eng.best_weights = copy.deepcopy(eng.model.state_dict())
         if out is not None:
-            save_checkpoint(out / "best.pt", {"config": eng.cfg.to_dict(),
-                                              "num_classes": _num_classes(eng.cfg),
-                                              "model": eng.model.state_dict(), "epoch": rec["epoch"]})
+            save_checkpoint(out / "best.pt", {"config": eng.cfg.to_dict(), "num_classes": eng.pipe.num_classes,
+                                              "model": eng.best_weights, "epoch": rec["epoch"]})
     else:
         progress.bad_epochs += 1
 
@@ -353,48 +419,74 @@ def _validate_and_select(eng: Engine, progress: Progress, splits, normalize, rec
 def _restore(eng: Engine, state: dict, path: Path) -> Progress:
     load_weights(eng.model, state, path)
     eng.optimizer.load_state_dict(state["optimizer"])
+    if eng.lookahead is not None:
+        eng.lookahead.load_state_dict(state["lookahead"])
     set_rng_state(state["rng"], eng.loader_gen, eng.aug_gen)
     return Progress(**state["progress"])
 
 
-def _finish(eng: Engine, progress: Progress, ds, splits, normalize, out, status, total_s, n_params,
-            quiet) -> dict:
-    """Evaluate the selected weights once on the test split (fp32) and write summary + figures."""
-    cfg = eng.cfg
-    if out is not None and (out / "best.pt").is_file():
+def _select_weights(eng: Engine, progress: Progress, out: Path | None) -> dict | None:
+    """Load the weights selected on validation into eng.model; return them as a best.pt dict."""
+    if eng.best_weights is not None:  # selected in this process
+        eng.model.load_state_dict(eng.best_weights)
+        return {"config": eng.cfg.to_dict(), "num_classes": eng.pipe.num_classes,
+                "model": eng.best_weights, "epoch": progress.best_epoch}
+    if out is not None and (out / "best.pt").is_file():  # selected before a resume
         best = load_checkpoint(out / "best.pt", map_location=eng.rt.device)
         load_weights(eng.model, best, out / "best.pt")
-    model32 = eng.model.float().to(memory_format=torch.contiguous_format)
-    rt32 = fp32_runtime(eng.rt.device)
-    logits = predict(model32, splits.test_x, Normalizer(ds.spec.mean, ds.spec.std, rt32.device), rt32,
-                     cfg.train.eval_batch_size)
-    test = metrics_from_logits(logits, splits.test_y)
-    last = progress.history[-1] if progress.history else {}
-    best_rec = next((r for r in progress.history if r["epoch"] == progress.best_epoch), last)
-    seen = sum(r["images_per_s"] * r["epoch_time_s"] for r in progress.history)
-    train_time = sum(r["epoch_time_s"] for r in progress.history)
-    summary = {
-        "preset": cfg.name, "dataset": cfg.data.dataset, "model": cfg.model.name,
-        "config_hash": cfg.hash(), "seed": cfg.train.seed, "status": status,
-        "epochs_run": progress.epoch, "best_epoch": progress.best_epoch,
-        "train_loss": last.get("train_loss"), "train_acc": last.get("train_acc"),
-        "best_train_acc": best_rec.get("train_acc"),
-        "val_acc": best_rec.get("val_acc"), "val_loss": best_rec.get("val_loss"),
-        "test_acc": test.top1, "test_top5": test.top5, "test_loss": test.loss, "test_n": test.n,
-        "params": n_params, "total_time_s": total_s, "train_time_s": train_time,
-        "images_per_s": seen / max(train_time, 1e-9), "skipped_steps": progress.skipped_steps,
-        "data_verification": ds.verification, "n_train": len(splits.train_y), "n_val": len(splits.val_y),
-        **env_info(eng.rt.hardware, eng.rt.precision),
-    }
+        return {k: v for k, v in best.items() if k != "format"}
+    return None
+
+
+def _finish(eng: Engine, progress: Progress, out, status, total_s, n_params, quiet, timing: dict) -> dict:
+    """Evaluate the selected weights once on the test split (fp32 unless train.eval_precision=train,
+    with train.tta) and write summary + figures."""
+    cfg, pipe = eng.cfg, eng.pipe
+    best = _select_weights(eng, progress, out)
+    t_eval = time.perf_counter()
+    rt_eval = eval_runtime(cfg.train, eng.rt.device)
+    model = eng.model.to(memory_format=rt_eval.memory_format)
+    if rt_eval.precision == "fp32":
+        model = model.float()
+    normalize = Normalizer(pipe.data.spec.mean, pipe.data.spec.std, rt_eval.device, rt_eval.memory_format)
+    logits = predict(model, pipe.splits.test_x, normalize, rt_eval, cfg.train.eval_batch_size, cfg.train.tta)
+    test = metrics_from_logits(logits, pipe.splits.test_y)
+    timing["eval_s"] = time.perf_counter() - t_eval
+    plain = test if not cfg.train.tta else metrics_from_logits(
+        predict(model, pipe.splits.test_x, normalize, rt_eval, cfg.train.eval_batch_size), pipe.splits.test_y)
+    summary = {"preset": cfg.name, "dataset": cfg.data.dataset, "model": cfg.model.name,
+               "config_hash": cfg.hash(), "seed": cfg.train.seed, "status": status,
+               **epoch_summary(progress.history, progress.best_epoch),
+               "test_acc": test.top1, "test_top5": test.top5, "test_loss": test.loss, "test_n": test.n,
+               "test_acc_no_tta": plain.top1, "eval_precision": rt_eval.precision, "device": eng.rt.device.type,
+               "params": n_params, **_timing(progress.history, total_s), "skipped_steps": progress.skipped_steps,
+               "data_verification": pipe.data.verification, "n_train": len(pipe.splits.train_y),
+               "n_val": len(pipe.splits.val_y), **env_info(eng.rt.hardware, eng.rt.precision),
+               "timing": {**timing, "train_s": sum(r["epoch_time_s"] for r in progress.history)}}
     if out is not None:
         write_json(out / "summary.json", summary)
         write_json(out / "test_predictions.json", {"pred": logits.argmax(1).tolist()})
-        if (out / "best.pt").is_file():  # the published form: weights + config + summary, no optimizer
-            best["summary"] = summary
-            save_checkpoint(out / "best.pt", {k: v for k, v in best.items() if k != "format"})
-        from .report import plot_curves
-
+        if best is not None:  # the published form: weights + config + summary, no optimizer
+            save_checkpoint(out / "best.pt", {**best, "summary": summary})
         plot_curves(progress.history, out / "curves.png", title=f"{cfg.name} ({cfg.data.dataset})")
     log(f"test: top-1 {test.top1:.2f}%  top-5 {test.top5:.2f}%  loss {test.loss:.4f}  "
         f"(best epoch {progress.best_epoch}, {total_s:.0f}s)", quiet)
     return summary
+
+
+def epoch_summary(history: list[dict], best_epoch: int) -> dict:
+    """Train and validation numbers of the selected epoch (the one the test numbers belong to), and
+    the last epoch's under last_epoch_* keys."""
+    last = history[-1] if history else {}
+    sel = next((r for r in history if r["epoch"] == best_epoch), last)
+    return {"epochs_run": len(history), "best_epoch": best_epoch,
+            "train_loss": sel.get("train_loss"), "train_acc": sel.get("train_acc"),
+            "val_acc": sel.get("val_acc"), "val_loss": sel.get("val_loss"),
+            "last_epoch_train_loss": last.get("train_loss"), "last_epoch_train_acc": last.get("train_acc"),
+            "last_epoch_val_acc": last.get("val_acc")}
+
+
+def _timing(history: list[dict], total_s: float) -> dict:
+    seen = sum(r["images_per_s"] * r["epoch_time_s"] for r in history)
+    train_time = sum(r["epoch_time_s"] for r in history)
+    return {"total_time_s": total_s, "train_time_s": train_time, "images_per_s": seen / max(train_time, 1e-9)}

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from .core import Check, Context, Finding, clock, found, register
 from .limits import (DEAD_OUTPUT_STD, FIT_ACCURACY, FIT_BUDGET_S, FIT_CHECK_EVERY, FIT_IMAGES, FIT_MAX_STEPS,
-                     FIT_NO_PROGRESS, RUN_BLOWUP, RUN_BUDGET_S, RUN_STEPS, RUN_WINDOW)
+                     FIT_NO_PROGRESS, RUN_BLOWUP, RUN_BUDGET_S, RUN_HEALTHY, RUN_MIN_STEPS, RUN_STEPS, RUN_WINDOW)
 from .probes import logits_of, loss_value
 
 
@@ -112,12 +112,15 @@ def check_diverges(ctx: Context) -> list[Finding]:
             if now > RUN_BLOWUP.value * start:
                 return [found("diverges", "error", f"the loss grew from {start:.3g} to {now:.3g} (mean of "
                               f"{window} steps) by step {step} of a run on real training batches")]
+            if step >= RUN_MIN_STEPS.value and now < RUN_HEALTHY.value * start:
+                break  # clearly learning: the rest of the budget is not needed
     if any(not torch.isfinite(p).all() for p in model.parameters()):
         return [found("diverges", "error", f"weights became NaN/Inf within {step} steps with your optimizer")]
     if spread0 > DEAD_OUTPUT_STD.value and _output_spread(model, x0) <= DEAD_OUTPUT_STD.value:
         return [found("diverges", "error", f"after {step} steps every image gets the same output: the run "
                       "killed the network (dead ReLUs after too large updates)")]
-    if step < RUN_STEPS.value:
+    healthy = len(losses) >= 2 * window and _mean(losses[-window:]) < RUN_HEALTHY.value * _mean(losses[:window])
+    if step < RUN_STEPS.value and not healthy:
         return [found("diverges", "warning", f"inconclusive: ran {step} of {int(RUN_STEPS.value)} steps within "
                       "the time budget; no divergence so far",
                       "run a few hundred steps by hand and watch the loss if the model is large")]
@@ -138,8 +141,9 @@ register(Check(
 register(Check(
     "diverges", FAMILY, check_diverges, "error / warning",
     "your `train_step` on real training batches (your optimizer, learning rate and augmentation) for "
-    "RUN_STEPS steps or RUN_BUDGET_S: non-finite loss or weights, a running-mean loss that grows, or every "
-    "image getting the same output afterwards; also a non-finite loss while fitting one batch",
+    "RUN_STEPS steps or RUN_BUDGET_S (ended early as healthy once the loss has halved, after RUN_MIN_STEPS): "
+    "non-finite loss or weights, a running-mean loss that grows, or every image getting the same output "
+    "afterwards; also a non-finite loss while fitting one batch",
     "any non-finite value; mean of the last RUN_WINDOW losses > RUN_BLOWUP × the first RUN_WINDOW; output "
     "std across images ≤ DEAD_OUTPUT_STD (was above); warning when the budget ends first",
     "a schedule that is meant to raise the loss early (long warm-up restarts)",

@@ -15,7 +15,27 @@ def _grad_norm(model) -> float:
     return math.sqrt(sum(float((t ** 2).sum()) for t in g)) if g else 0.0
 
 
+def check_optimizer_params(ctx: Context) -> list[Finding]:
+    """The optimizer must hold the model's trainable parameters (the same tensors, not older copies)."""
+    held = {id(p) for g in ctx.optimizer.param_groups for p in g["params"]}
+    trainable = [n for n, p in ctx.model.named_parameters() if p.requires_grad]
+    missing = [n for n, p in ctx.model.named_parameters() if p.requires_grad and id(p) not in held]
+    if trainable and len(missing) == len(trainable):
+        ctx.cache["foreign_optimizer"] = True
+        return [found("optimizer-params", "error", "the optimizer holds none of the model's parameters: it was "
+                      "built for another model object (or before the parameters were replaced), so steps never "
+                      "change this model")]
+    if missing:
+        return [found("optimizer-params", "warning", f"{len(missing)} of {len(trainable)} trainable parameter "
+                      f"tensors are not in the optimizer (e.g. {', '.join(missing[:3])}): they never train",
+                      "pass model.parameters() to the optimizer after the model is final, or set "
+                      "requires_grad=False on what is meant to stay frozen")]
+    return []
+
+
 def check_missing_zero_grad(ctx: Context) -> list[Finding]:
+    if ctx.cache.get("foreign_optimizer"):
+        return []  # zero_grad() cannot clear gradients the optimizer does not hold: reported above
     model, opt = ctx.fresh()
     for g in opt.param_groups:
         g["lr"] = 0.0  # weights stay put, so two calls see the same function
@@ -85,6 +105,12 @@ def check_eval_mode(ctx: Context) -> list[Finding]:
 
 
 FAMILY = "loop"
+register(Check(
+    "optimizer-params", FAMILY, check_optimizer_params, "error / warning",
+    "the parameter tensors the optimizer holds vs the model's trainable parameters (by identity)",
+    "error: none held; warning: some trainable tensors missing",
+    "a second optimizer for the missing part (warning only)",
+    "create the optimizer from model.parameters() after the model (and any replaced layer) is final"))
 register(Check(
     "missing-zero-grad", FAMILY, check_missing_zero_grad, "error",
     "gradient norm after one and after two `train_step` calls on the same batch with the learning rate set "

@@ -74,6 +74,9 @@ RUN_STEPS = Limit(250, "steps", "steps of the short run on real batches: too-hig
 RUN_BLOWUP = Limit(3, "× initial", "running-mean loss over RUN_WINDOW steps above this multiple of the "
                    "initial loss is divergence")
 RUN_WINDOW = Limit(20, "steps", "window of the running-mean loss")
+RUN_HEALTHY = Limit(0.5, "× initial", "after RUN_MIN_STEPS, a running-mean loss below this multiple of the "
+                    "initial loss ends the run early as healthy (saves time on correct pipelines)")
+RUN_MIN_STEPS = Limit(100, "steps", "steps before a run may end early as healthy")
 DEAD_OUTPUT_STD = Limit(1e-6, "", "std of outputs across images below this after the run: every image gets "
                         "the same prediction (dead ReLUs after a blow-up)")
 

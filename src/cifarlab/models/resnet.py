@@ -6,6 +6,11 @@ from torch import nn
 from .convnet import conv_bn
 
 
+def _dropout(p: float) -> list[nn.Module]:
+    """Dropout before the classifier, or nothing (so the default state_dict keys stay as they were)."""
+    return [nn.Dropout(p)] if p else []
+
+
 class _Residual(nn.Module):
     def __init__(self, c: int):
         super().__init__()
@@ -18,7 +23,7 @@ class _Residual(nn.Module):
 class ResNet9(nn.Module):
     """ResNet-9 as in the DAWNBench CIFAR-10 entries: prep, 3 stages (2 with a residual pair), pool."""
 
-    def __init__(self, num_classes: int, width: int = 1):
+    def __init__(self, num_classes: int, width: int = 1, dropout: float = 0.0):
         super().__init__()
         c = [64 * width, 128 * width, 256 * width, 512 * width]
         self.net = nn.Sequential(
@@ -26,7 +31,7 @@ class ResNet9(nn.Module):
             *conv_bn(c[0], c[1]), nn.MaxPool2d(2), _Residual(c[1]),
             *conv_bn(c[1], c[2]), nn.MaxPool2d(2),
             *conv_bn(c[2], c[3]), nn.MaxPool2d(2), _Residual(c[3]),
-            nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(c[3], num_classes))
+            nn.AdaptiveMaxPool2d(1), nn.Flatten(), *_dropout(dropout), nn.Linear(c[3], num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # the 0.125 output scale of the original design keeps early logits small under high SGD lr
@@ -50,7 +55,7 @@ class _Basic(nn.Module):
 class ResNet18(nn.Module):
     """ResNet-18 adapted to 32x32 inputs: 3x3 stem at stride 1, no max-pool, 4 stages of 2 blocks."""
 
-    def __init__(self, num_classes: int, width: int = 1):
+    def __init__(self, num_classes: int, width: int = 1, dropout: float = 0.0):
         super().__init__()
         widths = [64 * width, 128 * width, 256 * width, 512 * width]
         layers: list[nn.Module] = [nn.Conv2d(3, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]),
@@ -59,7 +64,7 @@ class ResNet18(nn.Module):
         for i, w in enumerate(widths):
             layers += [_Basic(prev, w, 1 if i == 0 else 2), _Basic(w, w, 1)]
             prev = w
-        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(prev, num_classes)]
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), *_dropout(dropout), nn.Linear(prev, num_classes)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

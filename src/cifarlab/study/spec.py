@@ -1,4 +1,4 @@
-"""Ablation studies: a YAML list of experiments -> runs (resumable, cached by config hash) -> table + figures.
+"""Study files and run identity: a YAML list of experiments -> configs -> run folders named by config hash.
 
 Study file:
     name: cifar100
@@ -16,12 +16,11 @@ Top-level keys starting with `x-` are ignored: a place for YAML anchors shared b
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import ConfigError, Config, flatten, load_preset, load_yaml, make_config
-from .runlog import read_jsonl
+from ..config import Config, ConfigError, flatten, load_preset, load_yaml, make_config
+from ..io import read_json, read_jsonl
 
 
 @dataclass
@@ -85,37 +84,7 @@ def run_dir(root: Path, exp: Experiment, seed: int) -> Path:
 
 def is_done(folder: Path) -> bool:
     f = folder / "summary.json"
-    return f.is_file() and "test_acc" in json.loads(f.read_text())
-
-
-def run_study(path: Path, out: Path | None = None, seeds: int | None = None, data_dir=None,
-              quiet: bool = False) -> Path:
-    """Run what is not done yet, then write study.md/csv/json and figures. Returns the study folder."""
-    from .report import write_study_report
-    from .train import train
-
-    study = load_study(path)
-    out = out or path.with_suffix("")
-    n_seeds = seeds or study.seeds
-    out.mkdir(parents=True, exist_ok=True)
-    if path.resolve() != (out / "study.yaml").resolve():
-        from .checkpoint import write_text
-
-        write_text(out / "study.yaml", path.read_text())  # so `cifarlab report DIR` finds the study
-    for exp in study.experiments:
-        for seed in range(n_seeds):
-            folder = run_dir(out, exp, seed)
-            if is_done(folder):
-                continue
-            resume = (folder / "last.pt").is_file()
-            if not quiet:
-                print(f"[{study.name}] {exp.id} seed {seed}: {'resuming' if resume else 'training'} "
-                      f"-> {folder}", flush=True)
-            train(resolve(exp, seed), out=folder, data_dir=data_dir, resume=resume, overwrite=not resume, quiet=True)
-    write_study_report(study, out, n_seeds, data_dir)
-    if not quiet:
-        print(f"study written to {out}/study.md")
-    return out
+    return f.is_file() and "test_acc" in read_json(f)
 
 
 def collect(study: Study, root: Path, n_seeds: int) -> list[dict]:
@@ -126,7 +95,7 @@ def collect(study: Study, root: Path, n_seeds: int) -> list[dict]:
         for seed in range(n_seeds):
             folder = run_dir(root, exp, seed)
             if is_done(folder):
-                runs.append({"dir": folder, "summary": json.loads((folder / "summary.json").read_text()),
+                runs.append({"dir": folder, "summary": read_json(folder / "summary.json"),
                              "history": read_jsonl(folder / "metrics.jsonl")})
         cfg = resolve(exp, 0)
         ref = next((e for e in study.experiments if e.id == exp.compare), None)

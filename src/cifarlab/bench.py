@@ -1,0 +1,126 @@
+"""Time to accuracy: train a preset's fixed schedule on every training image and time it like the
+CIFAR speed records do.
+
+Each seed trains with no validation hold-out, no early stopping and no selection (the last weights are
+the result) and is evaluated once on the test split, with and without test-time augmentation.
+The clock (`clock_s`) is the records' clock: training + data-dependent init (whitening) + the final
+evaluation. Process start (interpreter + imports), data loading and compile warm-up are measured
+separately, and so is the whole run's wall time. Other processes' CPU use during the run is recorded
+(`other_cpu_frac`), because a timing taken on a busy machine is not a timing of the recipe.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from .config import Config
+from .io import append_jsonl
+
+RESULTS = Path("benchmarks/results/time_to_accuracy.jsonl")
+
+
+def bench_config(cfg: Config, seed: int) -> Config:
+    """The preset as a fixed-schedule benchmark: all 50,000 training images, last weights, seed `seed`."""
+    return replace(cfg, data=replace(cfg.data, val_size=0, train_subset=0),
+                   train=replace(cfg.train, seed=seed, early_stop_patience=0))
+
+
+def process_age_s() -> float | None:
+    """Seconds since this process started (Linux /proc), i.e. interpreter start + imports so far."""
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime_s = float(f.read().split()[0])
+        return uptime_s - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class CpuShare:
+    """Fraction of the machine's CPU time used by *other* processes between start() and stop()."""
+
+    def __init__(self):
+        self.start_busy = self.start_own = self.start_wall = None
+
+    @staticmethod
+    def _busy_jiffies() -> int | None:
+        try:
+            with open("/proc/stat") as f:
+                v = [int(x) for x in f.readline().split()[1:]]
+            return sum(v) - v[3] - v[4]  # all but idle and iowait
+        except (OSError, ValueError, IndexError):
+            return None
+
+    @staticmethod
+    def _own_jiffies() -> int:
+        t = os.times()
+        return round((t.user + t.system) * os.sysconf("SC_CLK_TCK"))
+
+    def start(self) -> "CpuShare":
+        self.start_busy, self.start_own, self.start_wall = self._busy_jiffies(), self._own_jiffies(), \
+            time.monotonic()
+        return self
+
+    def stop(self) -> float | None:
+        busy = self._busy_jiffies()
+        if busy is None or self.start_busy is None:
+            return None
+        wall = time.monotonic() - self.start_wall
+        other = (busy - self.start_busy) - (self._own_jiffies() - self.start_own)
+        capacity = wall * os.sysconf("SC_CLK_TCK") * (os.cpu_count() or 1)
+        return round(max(0.0, other / max(capacity, 1e-9)), 3)
+
+
+def run_one(cfg: Config, seed: int, data_dir=None, quiet: bool = True) -> dict:
+    """Train and time one seed; returns the benchmark record (not yet written)."""
+    from .train import train
+
+    share = CpuShare().start()
+    t0 = time.perf_counter()
+    result = train(bench_config(cfg, seed), data_dir=data_dir, quiet=quiet)
+    wall_s = time.perf_counter() - t0
+    s = result.summary
+    t = s["timing"]
+    return {
+        "kind": "time_to_accuracy", "preset": cfg.name, "dataset": cfg.data.dataset, "model": cfg.model.name,
+        "config_hash": s["config_hash"], "seed": seed, "epochs": cfg.train.epochs,
+        "batch_size": cfg.train.batch_size, "n_train": s["n_train"], "tta": cfg.train.tta,
+        "test_acc": s["test_acc"], "test_acc_no_tta": s["test_acc_no_tta"],
+        "clock_s": round(t["init_s"] + t["train_s"] + t["eval_s"], 2),
+        "train_s": round(t["train_s"], 2), "init_s": round(t["init_s"], 3), "eval_s": round(t["eval_s"], 2),
+        "data_s": round(t["data_s"], 2), "compile_s": round(t.get("compile_s", 0.0), 2),
+        "wall_s": round(wall_s, 2), "other_cpu_frac": share.stop(),
+        **{k: s[k] for k in ("device", "hardware", "precision", "eval_precision", "torch", "python", "date",
+                             "git_commit") if k in s},
+    }
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def run_bench(cfg: Config, seeds: list[int], data_dir=None, record: Path | None = RESULTS,
+              command: str = "", log=print) -> list[dict]:
+    """Run every seed, append each record to `record` (JSONL) as it finishes, print a summary."""
+    started = process_age_s()
+    records = []
+    for seed in seeds:
+        rec = run_one(cfg, seed, data_dir)
+        rec["process_start_s"] = round(started, 2) if started is not None and not records else None
+        rec["command"] = command
+        records.append(rec)
+        if record is not None:
+            append_jsonl(record, rec)
+        log(f"{cfg.name} seed {seed}: test {rec['test_acc']:.2f}% (no TTA {rec['test_acc_no_tta']:.2f}%) "
+            f"in {rec['clock_s']:.1f}s [train {rec['train_s']:.1f} + init {rec['init_s']:.2f} + eval "
+            f"{rec['eval_s']:.1f}; data {rec['data_s']:.1f}; wall {rec['wall_s']:.1f}; other CPU "
+            f"{rec['other_cpu_frac']}]")
+    if len(records) > 1:
+        acc, clock = mean_std([r["test_acc"] for r in records]), mean_std([r["clock_s"] for r in records])
+        log(f"{cfg.name}: {acc[0]:.2f} ± {acc[1]:.2f}% in {clock[0]:.1f} ± {clock[1]:.1f}s "
+            f"(n={len(records)}, {records[0].get('hardware', '?')})")
+    return records

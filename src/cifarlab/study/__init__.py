@@ -1,0 +1,1 @@
+"""Ablation studies: spec (study files, run identity), run (execution), report (verdicts on validation)."""
