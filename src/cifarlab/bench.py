@@ -75,13 +75,13 @@ class CpuShare:
         return round(max(0.0, other / max(capacity, 1e-9)), 3)
 
 
-def run_one(cfg: Config, seed: int, data_dir=None, quiet: bool = True) -> dict:
-    """Train and time one seed; returns the benchmark record (not yet written)."""
+def run_one(cfg: Config, seed: int, data_dir=None, quiet: bool = True, out: Path | None = None) -> dict:
+    """Train and time one seed (keeping its run folder in `out` if given); returns the record."""
     from .train import train
 
     share = CpuShare().start()
     t0 = time.perf_counter()
-    result = train(bench_config(cfg, seed), data_dir=data_dir, quiet=quiet)
+    result = train(bench_config(cfg, seed), out=out, data_dir=data_dir, quiet=quiet, overwrite=True)
     wall_s = time.perf_counter() - t0
     s = result.summary
     t = s["timing"]
@@ -104,12 +104,13 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def run_bench(cfg: Config, seeds: list[int], data_dir=None, record: Path | None = RESULTS,
-              command: str = "", log=print) -> list[dict]:
-    """Run every seed, append each record to `record` (JSONL) as it finishes, print a summary."""
+              command: str = "", log=print, keep: Path | None = None) -> list[dict]:
+    """Run every seed, append each record to `record` (JSONL) as it finishes, print a summary.
+    keep: a folder for each seed's run folder (checkpoint, metrics); writing it is outside the clock."""
     started = process_age_s()
     records = []
     for seed in seeds:
-        rec = run_one(cfg, seed, data_dir)
+        rec = run_one(cfg, seed, data_dir, out=None if keep is None else Path(keep) / f"{cfg.name}-s{seed}")
         rec["process_start_s"] = round(started, 2) if started is not None and not records else None
         rec["command"] = command
         records.append(rec)

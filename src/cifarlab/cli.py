@@ -66,8 +66,8 @@ def _cmd_bench(a) -> int:
     record = None if a.no_record else Path(a.record or RESULTS)
     command = " ".join(["cifarlab", "bench", a.preset,
                         *(["--seed-list", *map(str, seeds)] if a.seed_list else ["--seeds", str(a.seeds)]),
-                        *(f"--set {kv}" for kv in a.set)])
-    run_bench(cfg, seeds, a.data_dir, record, command=command)
+                        *(f"--set {kv}" for kv in a.set), *(["--keep", a.keep] if a.keep else [])])
+    run_bench(cfg, seeds, a.data_dir, record, command=command, keep=a.keep)
     if record is not None:
         print(f"recorded in {record}")
     return 0
@@ -245,6 +245,7 @@ def _add_bench_parser(sub) -> None:
     b.add_argument("--record", metavar="FILE.jsonl",
                    help="append records here (default benchmarks/results/time_to_accuracy.jsonl)")
     b.add_argument("--no-record", action="store_true", help="print only")
+    b.add_argument("--keep", metavar="DIR", help="keep each seed's run folder (checkpoint) under DIR")
     b.add_argument("--data-dir")
     b.set_defaults(func=_cmd_bench)
 
