@@ -19,6 +19,7 @@ $(BIN)/cifarlab: pyproject.toml
 data: $(BIN)/cifarlab
 	@if [ -n "$(DATA)" ] && [ -f "$(SHARED)" ] && [ ! -f "$(DATA)/cifar-100-python/train" -o ! -f "$(DATA)/cifar-10-batches-py/test_batch" ]; then \
 	  $(BIN)/python $(SHARED) $(DATA); fi
+	@if [ -n "$(DATA)" ] && [ -d "$(DATA)" ]; then $(BIN)/python scripts/note_data_copy.py $(DATA); fi
 
 train: data
 	$(BIN)/cifarlab train --preset $(PRESET) --out runs/$(PRESET) --overwrite $(ARGS)

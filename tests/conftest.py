@@ -72,6 +72,12 @@ def write_synthetic_cifar(root: Path, seed: int = 0) -> Path:
     return root
 
 
+def _load(name: str, root: Path):
+    from cifarlab import data
+
+    return data.load(name, root, allow_download=False)
+
+
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory) -> Path:
     return write_synthetic_cifar(tmp_path_factory.mktemp("synthetic-cifar"))
@@ -79,16 +85,12 @@ def synthetic_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def syn10(synthetic_root):
-    from cifarlab import data
-
-    return data.load("cifar10", synthetic_root, allow_download=False)
+    return _load("cifar10", synthetic_root)
 
 
 @pytest.fixture(scope="session")
 def syn100(synthetic_root):
-    from cifarlab import data
-
-    return data.load("cifar100", synthetic_root, allow_download=False)
+    return _load("cifar100", synthetic_root)
 
 
 @pytest.fixture(scope="session")
@@ -107,13 +109,9 @@ def data_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def c10(data_root):
-    from cifarlab import data
-
-    return data.load("cifar10", data_root, allow_download=False)
+    return _load("cifar10", data_root)
 
 
 @pytest.fixture(scope="session")
 def c100(data_root):
-    from cifarlab import data
-
-    return data.load("cifar100", data_root, allow_download=False)
+    return _load("cifar100", data_root)
