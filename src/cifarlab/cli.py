@@ -39,19 +39,19 @@ def _cmd_train(a) -> int:
 
 
 def _cmd_eval(a) -> int:
-    from .evaluate import evaluate_checkpoint
+    from .evaluate import evaluate_checkpoint, recorded_metrics
 
-    m, info = evaluate_checkpoint(a.checkpoint, a.split, a.data_dir, a.device)
-    cfg, rec = info["config"], info["summary"]
+    m, info = evaluate_checkpoint(a.checkpoint, a.split, a.data_dir, a.device, fp32=a.fp32, tta=a.tta)
+    cfg, ev = info["config"], info["eval"]
     word = "Test" if a.split == "test" else "Val"
     bar = "=" * 40
     print(f"{bar}\nFINAL RESULT: {cfg.name} ({cfg.data.dataset})\n{bar}")
     print(f"{word} Accuracy: {m.top1:.2f}%\n{word} Loss:     {m.loss:.4f}\n{word} Top-5:    {m.top5:.2f}%")
-    print(bar)
-    if rec and a.split == "test" and rec.get("test_acc") is not None:
+    print(f"({ev['precision']}, test-time augmentation level {ev['tta']})\n{bar}")
+    rec = recorded_metrics(info["summary"], ev) if a.split == "test" else None
+    if rec is not None:
         same = f"{m.top1:.2f}" == f"{rec['test_acc']:.2f}" and f"{m.loss:.4f}" == f"{rec['test_loss']:.4f}"
-        print(f"recorded at training: {rec['test_acc']:.2f}% / {rec['test_loss']:.4f} -> "
-              f"{'reproduced' if same else 'DIFFERENT'}")
+        print(f"recorded: {rec['test_acc']:.2f}% / {rec['test_loss']:.4f} -> {'reproduced' if same else 'DIFFERENT'}")
         if not same:
             return 3
     return 0
@@ -190,12 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=_cmd_train)
 
-    e = sub.add_parser("eval", help="evaluate a checkpoint on the test (or val) split")
-    e.add_argument("checkpoint")
-    e.add_argument("--split", choices=["test", "val"], default="test")
-    e.add_argument("--data-dir")
-    e.add_argument("--device", default="cpu")
-    e.set_defaults(func=_cmd_eval)
+    _add_eval_parser(sub)
 
     sub.add_parser("presets", help="list presets").set_defaults(func=_cmd_presets)
 
@@ -233,6 +228,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_use_parsers(sub)
     return p
+
+
+def _add_eval_parser(sub) -> None:
+    e = sub.add_parser("eval", help="evaluate a checkpoint on the test (or val) split")
+    e.add_argument("checkpoint")
+    e.add_argument("--split", choices=["test", "val"], default="test")
+    e.add_argument("--data-dir")
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--fp32", action="store_true", help="evaluate in fp32 whatever the run's eval precision")
+    e.add_argument("--tta", type=int, choices=[0, 1, 2], help="test-time augmentation level (default: the run's)")
+    e.set_defaults(func=_cmd_eval)
 
 
 def _add_bench_parser(sub) -> None:

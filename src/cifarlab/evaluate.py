@@ -12,7 +12,7 @@ from torch import nn
 from .augment import Normalizer
 from .checkpoint import load_checkpoint
 from .pipeline import build, checkpoint_config
-from .runtime import Runtime, eval_runtime
+from .runtime import Runtime, eval_runtime, fp32_runtime
 
 
 @dataclass
@@ -93,11 +93,14 @@ def metrics_from_logits(logits: torch.Tensor, y: torch.Tensor, confusion: bool =
 
 
 def evaluate_checkpoint(path: str | Path, split: str = "test", data_dir=None, device: str = "cpu",
-                        confusion: bool = False) -> tuple[Metrics, dict]:
+                        confusion: bool = False, fp32: bool = False, tta: int | None = None
+                        ) -> tuple[Metrics, dict]:
     """Evaluate a checkpoint on the test or validation split exactly as training's final eval (fp32, or the
     training precision with train.eval_precision=train; with the run's test-time augmentation).
+    fp32 / tta override those two (e.g. a machine-independent check of a bf16-evaluated checkpoint).
 
-    Returns (metrics, info) where info holds the config, the recorded summary (if any) and the data.
+    Returns (metrics, info) where info holds the config, the recorded summary (if any), the data and the
+    evaluation actually run ({"precision", "tta"}).
     """
     if split not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', got {split!r}")
@@ -105,9 +108,27 @@ def evaluate_checkpoint(path: str | Path, split: str = "test", data_dir=None, de
     cfg = checkpoint_config(state, path)
     if split == "val" and cfg.data.val_size == 0:
         raise ValueError(f"{path}: this run had no validation split (data.val_size=0)")
-    pipe = build(cfg, data_dir, runtime=eval_runtime(cfg.train, device), weights_from=path)
+    runtime = fp32_runtime(device) if fp32 else eval_runtime(cfg.train, device)
+    tta = cfg.train.tta if tta is None else tta
+    pipe = build(cfg, data_dir, runtime=runtime, weights_from=path)
     s = pipe.splits
     x, y = (s.test_x, s.test_y) if split == "test" else (s.val_x, s.val_y)
     m = evaluate(pipe.model, x, y, pipe.normalize, pipe.runtime, cfg.train.eval_batch_size, confusion=confusion,
-                 tta=cfg.train.tta)
-    return m, {"config": cfg, "summary": state.get("summary"), "data": pipe.data}
+                 tta=tta)
+    return m, {"config": cfg, "summary": state.get("summary"), "data": pipe.data,
+               "eval": {"precision": runtime.precision, "tta": tta}}
+
+
+def recorded_metrics(summary: dict | None, evaluated: dict) -> dict | None:
+    """The recorded test numbers that an evaluation with `evaluated` ({"precision", "tta"}) must
+    reproduce: the training-time ones, or a published checkpoint's `check` block (fp32, for machines
+    whose bf16 kernels differ); None when nothing recorded matches that evaluation."""
+    if not summary:
+        return None
+    check = summary.get("check")
+    if check and check["precision"] == evaluated["precision"] and check["tta"] == evaluated["tta"]:
+        return check
+    trained = {"precision": summary.get("eval_precision", "fp32"), "tta": summary.get("tta", 0)}
+    if summary.get("test_acc") is not None and trained == evaluated:
+        return summary
+    return None
