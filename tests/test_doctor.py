@@ -238,7 +238,7 @@ def test_real_cifar100_test_duplicates_reported_as_info(c100):
 def test_every_preset_passes_the_doctor_clean(preset, data_root):
     """cifarlab's own pipeline, with its own train step and evaluation, has no error, and no warning other
     than a budget running out (a small budget here keeps the suite fast on large presets)."""
-    report = diagnose_preset(preset, data_dir=data_root, budget_s=8)
+    report = diagnose_preset(preset, data_dir=data_root, budget_s=3)
     assert not report.codes("error"), str(report)
     assert all(f.message.startswith("inconclusive") for f in report.findings if f.severity == "warning"), str(report)
 

@@ -20,9 +20,9 @@ class Limit:
 TOTAL_BUDGET_S = Limit(45, "CPU s", "the whole diagnosis stays under 60 s wall on 2 cores; the step-based "
                        "checks share what is left after the cheap ones and stop early with an "
                        "'inconclusive' warning")
-FIT_BUDGET_S = Limit(10, "CPU s", "fitting one batch: several hundred small-model steps, a few dozen "
+FIT_BUDGET_S = Limit(6, "CPU s", "fitting one batch: several hundred small-model steps, a few dozen "
                      "ResNet-50 steps")
-RUN_BUDGET_S = Limit(8, "CPU s", "the short run on real batches with the user's optimizer")
+RUN_BUDGET_S = Limit(5, "CPU s", "the short run on real batches with the user's optimizer")
 STEP_IMAGES = Limit(64, "images", "images per step-based check: the user's batch, cut to this size so that "
                     "one step of a large model stays well under a second on a CPU")
 SLOW_STEP_S = Limit(0.25, "s", "a measured step slower than this halves STEP_IMAGES (big models)")
