@@ -86,19 +86,23 @@ def doctor_corpus_block() -> str:
 
 
 def _tta_groups() -> list[dict]:
-    """time_to_accuracy.jsonl grouped by (preset, config hash, hardware): mean ± std over seeds."""
+    """time_to_accuracy.jsonl grouped by (preset, recipe hash, hardware): mean ± std over seeds."""
     from cifarlab.viz import mean_std
 
     groups: dict[tuple, list[dict]] = {}
     for r in _latest(ROOT / "benchmarks/results/time_to_accuracy.jsonl",
                      lambda r: (r["preset"], r["config_hash"], r["hardware"], r["seed"])):
-        groups.setdefault((r["preset"], r["config_hash"], r["hardware"]), []).append(r)
+        groups.setdefault((r["preset"], r["recipe_hash"], r["hardware"]), []).append(r)
     out = []
     for (preset, h, hw), recs in groups.items():
         acc, clock = mean_std([r["test_acc"] for r in recs]), mean_std([r["clock_s"] for r in recs])
         out.append({"preset": preset, "hash": h, "hardware": hw, "recs": recs, "acc": acc, "clock": clock,
                     "device": "gpu" if recs[0]["device"] == "cuda" else "cpu"})
     return sorted(out, key=lambda g: (g["recs"][0]["dataset"], g["clock"][0]))
+
+
+# issue 11's CIFAR-100 targets: (seconds, test top-1 %)
+TARGETS = {"cpu": [(90, 55.47), (300, 65), (900, 70), (3600, 75)], "gpu": [(2.5, 70), (6, 75), (15, 80)]}
 
 
 def time_to_accuracy_block() -> str:
@@ -110,7 +114,7 @@ def time_to_accuracy_block() -> str:
     for g in groups:
         r0 = g["recs"][-1]
         other = [r["other_cpu_frac"] for r in g["recs"] if r.get("other_cpu_frac") is not None]
-        rows.append([r0["dataset"], f"`{g['preset']}`", r0["epochs"], fmt_ms([r["test_acc"] for r in g["recs"]]),
+        rows.append([r0["dataset"], f"`{g['preset']}` ({g['hash'][:6]})", r0["epochs"], fmt_ms([r["test_acc"] for r in g["recs"]]),
                      fmt_ms([r["test_acc_no_tta"] for r in g["recs"]]), fmt_ms([r["clock_s"] for r in g["recs"]], 1),
                      fmt_ms([r["train_s"] for r in g["recs"]], 1), fmt_ms([r["wall_s"] for r in g["recs"]], 1),
                      len(g["recs"]), f"{g['hardware']}, {r0['precision']}, torch {r0['torch']}",
@@ -133,7 +137,7 @@ def time_to_accuracy_block() -> str:
         pts += [{"label": p["label"], "time_s": p["time_s"], "acc": p["test_acc"], "kind": p["kind"]}
                 for p in peers if p["device"] == device and p["dataset"] == "cifar100"]
         path = ROOT / f"benchmarks/results/time_to_accuracy_{device}.png"
-        plot_time_to_accuracy(pts, path, f"CIFAR-100 time to accuracy, {device.upper()}")
+        plot_time_to_accuracy(pts, path, f"CIFAR-100 time to accuracy, {device.upper()}", TARGETS[device])
         figs.append(f"![CIFAR-100 on the {device.upper()}]({path.relative_to(ROOT)})")
     return (markdown_table(["data", "recipe", "epochs", "test % (TTA)", "test % (no TTA)", "clock s", "train s",
                             "wall s", "n", "hardware", "other CPU use", "date, commit"], rows)

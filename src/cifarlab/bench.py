@@ -87,7 +87,8 @@ def run_one(cfg: Config, seed: int, data_dir=None, quiet: bool = True, out: Path
     t = s["timing"]
     return {
         "kind": "time_to_accuracy", "preset": cfg.name, "dataset": cfg.data.dataset, "model": cfg.model.name,
-        "config_hash": s["config_hash"], "seed": seed, "epochs": cfg.train.epochs,
+        "config_hash": s["config_hash"], "recipe_hash": bench_config(cfg, 0).hash(), "seed": seed,
+        "epochs": cfg.train.epochs,
         "batch_size": cfg.train.batch_size, "n_train": s["n_train"], "tta": cfg.train.tta,
         "test_acc": s["test_acc"], "test_acc_no_tta": s["test_acc_no_tta"],
         "clock_s": round(t["init_s"] + t["train_s"] + t["eval_s"], 2),

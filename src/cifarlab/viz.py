@@ -218,13 +218,19 @@ def run_table(history: list[dict], summary: dict) -> str:
     return markdown_table(["epoch", "train loss", "train acc %", "val acc %", "time s"], rows) + tail
 
 
-def plot_time_to_accuracy(points: list[dict], path: Path, title: str) -> None:
+def plot_time_to_accuracy(points: list[dict], path: Path, title: str,
+                          targets: list[tuple[float, float]] = ()) -> None:
     """Test top-1 against time (log scale). points: label, time_s, acc, time_sd, acc_sd, kind
-    ("cifarlab" | "seed" | "peer"), n. Peers are drawn hollow: measured with their own scripts."""
+    ("cifarlab" | "seed" | "peer"). Peers are drawn hollow: measured with their own scripts.
+    targets: (time_s, acc) corners drawn in grey: a point up and to the left of one meets it."""
     plt = _plt()
     style = {"cifarlab": dict(marker="o", color="C0"), "seed": dict(marker="s", color="C2"),
              "peer": dict(marker="D", color="C3", markerfacecolor="none")}
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    for t, a in targets:
+        ax.plot([t, t, t / 3], [a + 2, a, a], color="0.6", linewidth=1)
+        ax.annotate(f"target {a:g}% / {t:g} s", (t, a), textcoords="offset points", xytext=(-4, -10),
+                    fontsize=6, color="0.45", ha="right")
     for p in points:
         ax.errorbar(p["time_s"], p["acc"], xerr=p.get("time_sd") or None, yerr=p.get("acc_sd") or None,
                     linestyle="none", capsize=2, markersize=7, **style[p["kind"]])
@@ -232,10 +238,10 @@ def plot_time_to_accuracy(points: list[dict], path: Path, title: str) -> None:
     for kind, s in style.items():
         if any(p["kind"] == kind for p in points):
             ax.plot([], [], linestyle="none", label={"cifarlab": "cifarlab preset (mean ± std)",
-                                                   "seed": "the seed project's recipe",
+                                                   "seed": "the seed project / cifarlab before",
                                                    "peer": "peer, with its own script"}[kind], **s)
     ax.set_xscale("log")
     ax.set(xlabel="time (s): training + init + final evaluation", ylabel="test top-1 (%)", title=title)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left")
     save_figure(fig, path)
