@@ -1,0 +1,48 @@
+"""The doctor on pipelines modelled on public code (tests/doctor_corpus/): every diagnosed bug is reported
+as an error with its code, and no known-correct pipeline gets an error."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import doctor_corpus as corpus
+from doctor_corpus.common import Data
+from cifarlab.doctor import diagnose
+from cifarlab.doctor.core import CHECKS
+
+BUGGY = [n for n in corpus.NAMES if n.startswith("b_")]
+CORRECT = [n for n in corpus.NAMES if n.startswith("c_")]
+
+
+@pytest.fixture(scope="module")
+def d(c10, c100):
+    return Data(c10, c100)
+
+
+def _diagnose(name, d):
+    torch.manual_seed(0)
+    return diagnose(**corpus.load(name).pipeline(d))
+
+
+def test_corpus_size_and_provenance():
+    assert len(BUGGY) >= 20 and len(CORRECT) >= 6
+    for name in corpus.NAMES:
+        m = corpus.load(name)
+        assert m.SOURCE.startswith("https://") and m.__doc__, name
+        assert (m.EXPECT is None) == (m.BUG is None) == name.startswith("c_"), name
+        assert m.EXPECT is None or m.EXPECT in CHECKS, name
+
+
+@pytest.mark.parametrize("name", BUGGY)
+def test_real_bug_is_caught_with_its_code(name, d):
+    report = _diagnose(name, d)
+    assert corpus.load(name).EXPECT in report.codes("error"), str(report)
+    assert not report.ok
+    for f in report.findings:
+        assert f.fix and "\n" not in f.fix and f.docs == f"docs/doctor.md#{f.code}", f
+
+
+@pytest.mark.parametrize("name", CORRECT)
+def test_known_correct_pipeline_has_no_error(name, d):
+    report = _diagnose(name, d)
+    assert report.ok, str(report)
