@@ -109,7 +109,7 @@ def check_diverges(ctx: Context) -> list[Finding]:
                           "training batches with your optimizer and learning rate")]
         if len(losses) >= 2 * window:
             start, now = _mean(losses[:window]), _mean(losses[-window:])
-            if now > RUN_BLOWUP.value * start:
+            if now - start > (RUN_BLOWUP.value - 1) * abs(start):  # grew to RUN_BLOWUP x (any sign of loss)
                 return [found("diverges", "error", f"the loss grew from {start:.3g} to {now:.3g} (mean of "
                               f"{window} steps) by step {step} of a run on real training batches")]
             if step >= RUN_MIN_STEPS.value and now < RUN_HEALTHY.value * start:

@@ -141,7 +141,8 @@ def check_nonfinite(ctx: Context) -> list[Finding]:
 
 def check_activation_before_loss(ctx: Context) -> list[Finding]:
     out, y = outputs(ctx), ctx.batch[1]
-    if _loss_kind(ctx, out, y) == "nll" and _is_log_probabilities(out):
+    kind = _loss_kind(ctx, out, y)
+    if kind == "nll" and _is_log_probabilities(out):
         return []
     if _is_probabilities(out):
         what = "probabilities (softmax at the end of the model)"
@@ -152,7 +153,12 @@ def check_activation_before_loss(ctx: Context) -> list[Finding]:
     else:
         return []
     return [found("activation-before-loss", "error",
-                  f"model outputs are {what}, but {type(ctx.loss_fn).__name__} expects raw logits")]
+                  f"model outputs are {what}, but {_loss_name(ctx.loss_fn)} expects "
+                  f"{'log-probabilities' if kind == 'nll' else 'raw logits'}")]
+
+
+def _loss_name(loss_fn) -> str:
+    return getattr(loss_fn, "__name__", None) or type(loss_fn).__name__
 
 
 def check_loss_output_mismatch(ctx: Context) -> list[Finding]:
