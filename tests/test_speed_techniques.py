@@ -177,3 +177,18 @@ def test_fastnet_fixed_schedule_bench_record(synthetic_root):
     assert rec["wall_s"] >= rec["clock_s"] - 0.02 and rec["data_s"] > 0
     assert rec["other_cpu_frac"] is None or 0 <= rec["other_cpu_frac"] <= 1
     assert process_age_s() > 0 and CpuShare().start().stop() is not None
+
+
+def test_preset_base_inherits_section_by_section(tmp_path):
+    from cifarlab.config import load_preset
+
+    child = tmp_path / "child.yaml"
+    child.write_text('description: "x"\nbase: c100-fast\nmodel: {widths: "8,16,16"}\ntrain: {epochs: 2}\n')
+    cfg, base = load_preset(str(child)), load_preset("c100-fast")
+    assert cfg.name == "child" and cfg.description == "x"
+    assert cfg.model.widths == "8,16,16" and cfg.model.name == "fastnet"  # merged, not replaced
+    assert cfg.train.epochs == 2 and cfg.train.tta == base.train.tta and cfg.optim == base.optim
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("base: no-such-preset\n")
+    with pytest.raises(ConfigError, match="base 'no-such-preset' is not a preset"):
+        load_preset(str(bad))

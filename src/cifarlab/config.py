@@ -406,9 +406,27 @@ def load_preset(name: str) -> Config:
         if name not in preset_names():
             raise ConfigError(f"unknown preset {name!r}; valid presets: {', '.join(preset_names())}")
         path = PRESET_DIR / f"{name}.yaml"
-    d = load_yaml(path)
+    d = preset_dict(path)
     d.setdefault("name", path.stem)
     return from_dict(d, source=str(path))
+
+
+def preset_dict(path: Path, _seen: tuple[str, ...] = ()) -> dict:
+    """A preset file's mapping with its `base:` chain resolved: the base preset's sections, then this
+    file's keys over them (section by section, key by key). name/description are never inherited."""
+    d = load_yaml(path)
+    base = d.pop("base", None)
+    if base is None:
+        return d
+    if not isinstance(base, str) or base not in preset_names():
+        raise ConfigError(f"{path}: base {base!r} is not a preset; valid presets: {', '.join(preset_names())}")
+    if base in _seen or base == path.stem:
+        raise ConfigError(f"{path}: presets form a cycle through base: {' -> '.join((*_seen, path.stem, base))}")
+    merged = {k: v for k, v in preset_dict(PRESET_DIR / f"{base}.yaml", (*_seen, path.stem)).items()
+              if k not in ("name", "description")}
+    for key, value in d.items():
+        merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
+    return merged
 
 
 def make_config(preset: str | None = None, overrides: list[str] | dict | None = None) -> Config:
