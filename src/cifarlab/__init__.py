@@ -16,7 +16,7 @@ from .errors import ConfigError  # noqa: E402
 
 # public name -> submodule that defines it (loaded on first access)
 _LAZY = {"Config": "config", "make_config": "config", "train": "train", "RunResult": "train",
-         "evaluate_checkpoint": "evaluate"}
+         "evaluate_checkpoint": "evaluate", "predict_images": "predict"}
 
 
 def __getattr__(name: str):
@@ -38,4 +38,5 @@ class _Package(types.ModuleType):
 
 sys.modules[__name__].__class__ = _Package
 
-__all__ = ["Config", "ConfigError", "make_config", "train", "evaluate_checkpoint", "RunResult", "__version__"]
+__all__ = ["Config", "ConfigError", "make_config", "train", "evaluate_checkpoint", "predict_images", "RunResult",
+           "__version__"]
