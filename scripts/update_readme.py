@@ -141,7 +141,26 @@ def time_to_accuracy_block() -> str:
         figs.append(f"![CIFAR-100 on the {device.upper()}]({path.relative_to(ROOT)})")
     return (markdown_table(["data", "recipe", "epochs", "test % (TTA)", "test % (no TTA)", "clock s", "train s",
                             "wall s", "n", "hardware", "other CPU use", "date, commit"], rows)
-            + "\n\n" + " ".join(figs))
+            + "\n\n" + " ".join(figs) + "\n\n" + published_fast_block())
+
+
+def published_fast_block() -> str:
+    """The published time-to-accuracy models: seed 0 of a bench run, with their fp32 check numbers."""
+    rows = []
+    for path in sorted((ROOT / "checkpoints").glob("*.json")):
+        s = json.loads(path.read_text())
+        if "check" not in s:
+            continue
+        c = s["check"]
+        rows.append([f"`checkpoints/{path.stem}.pt`", s["dataset"], f"{s['test_acc']:.2f}% ({s['eval_precision']}, "
+                     f"TTA {s['tta']})", f"{c['test_acc']:.2f}% / {c['test_loss']:.4f}", f"`{c['command']}`",
+                     f"`cifarlab bench {s['preset']} --seed-list {s['seed']} --keep runs/bench`",
+                     f"{(ROOT / 'checkpoints' / (path.stem + '.pt')).stat().st_size / 2**20:.1f} MB"])
+    if not rows:
+        return ""
+    return ("Published models (seed 0 of the benchmark; no selection among seeds):\n\n"
+            + markdown_table(["checkpoint", "data", "test at training", "fp32 check (top-1 / loss)",
+                              "reproduce (CI runs this)", "retrain", "size"], rows))
 
 
 BLOCKS = {"results": lambda: results_table(ROOT / "results"), "speed": speed_block, "study": study_block,
