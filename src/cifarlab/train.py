@@ -203,6 +203,8 @@ def train_one_epoch(eng: Engine, progress: Progress, out: Path | None, stop_flag
             bar.update(len(yb))
         every = cfg.train.checkpoint_every_steps
         if stop_flag["signal"] or (every and progress.step % every == 0 and out is not None):
+            if check_every > 1 and bad:  # never save weights a non-finite step may have touched
+                _handle_nonfinite(cfg, progress, i)
             progress.in_epoch = {"loader_rng": st["loader_rng"], "batch": i + 1,
                                  "loss_sum": loss_sum.item(), "correct": int(correct.item()),
                                  "seen": seen, "time_s": time.perf_counter() - t0}
