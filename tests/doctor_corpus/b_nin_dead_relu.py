@@ -8,8 +8,8 @@ from torch.utils.data import DataLoader
 from .common import plain, train_step as step
 
 SOURCE = "https://github.com/jiecaoyu/pytorch-nin-cifar10/issues/1"
-BUG = "the network never learns: loss stuck at ln 10 (dead ReLUs on the logits at lr 0.1)"
-EXPECT = "cannot-overfit"
+BUG = "a ReLU on the logits: once it is dead for every image the loss is stuck at exactly ln 10"
+EXPECT = "activation-before-loss"
 
 
 class NIN(nn.Module):

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from .core import Check, Context, Finding, clock, found, register
 from .limits import (DEAD_OUTPUT_STD, FIT_ACCURACY, FIT_BUDGET_S, FIT_CHECK_EVERY, FIT_IMAGES, FIT_MAX_STEPS,
-                     FIT_NO_PROGRESS, RUN_BLOWUP, RUN_BUDGET_S, RUN_HEALTHY, RUN_MIN_STEPS, RUN_STEPS, RUN_WINDOW)
+                     FIT_MIN_STEPS, FIT_NO_PROGRESS, RUN_BLOWUP, RUN_BUDGET_S, RUN_HEALTHY, RUN_MIN_STEPS, RUN_STEPS, RUN_WINDOW)
 from .probes import logits_of, loss_value
 
 
@@ -30,6 +30,7 @@ def check_cannot_overfit(ctx: Context) -> list[Finding]:
     model, opt = ctx.fresh()
     n = int(FIT_IMAGES.value)
     x, y = ctx.batch[0][:n], ctx.batch[1][:n]
+    before = [p.detach().clone() for p in model.parameters()]
     start_loss, acc = _eval_loss_acc(model, x, y)
     losses: list[float] = []
     deadline = clock() + ctx.seconds_left(FIT_BUDGET_S.value)
@@ -55,12 +56,18 @@ def check_cannot_overfit(ctx: Context) -> list[Finding]:
     else:
         ratio = end_loss / max(start_loss, 1e-12)
     what = f"after {step} train_step calls on one batch of {len(y)} images the model gets {acc:.0%} of it right"
-    if step < FIT_CHECK_EVERY.value:  # the budget ran out before a fair trial
-        return [found("cannot-overfit", "warning", f"inconclusive: {what}; the time budget allowed no more steps",
-                      "fit one batch by hand for a few hundred steps if the model is large")]
-    if not math.isfinite(ratio) or ratio > FIT_NO_PROGRESS.value:
+    frozen = step > 0 and all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    if frozen:
+        return [found("cannot-overfit", "error", f"{what}: no weight changed in {step} steps (no optimizer.step(), "
+                      "an optimizer holding other tensors, a learning rate of 0, or a loss cut from the graph)")]
+    no_progress = not math.isfinite(ratio) or ratio > FIT_NO_PROGRESS.value
+    if no_progress and step >= FIT_MIN_STEPS.value:
         return [found("cannot-overfit", "error", f"{what} and the loss did not fall (final/initial "
                       f"{ratio:.2f}): the pipeline does not learn")]
+    if no_progress:  # too few steps in the budget for a verdict
+        return [found("cannot-overfit", "warning", f"inconclusive: {what}; the loss has not fallen yet "
+                      f"(final/initial {ratio:.2f}) but the budget allowed only {step} steps",
+                      "fit one batch by hand for a few hundred steps if the model is large")]
     out_of = "time budget" if step < FIT_MAX_STEPS.value else "step budget"
     return [found("cannot-overfit", "warning", f"inconclusive: {what}; the loss fell (final/initial {ratio:.2f}) "
                   f"but the batch was not fit within the {out_of}",
@@ -133,8 +140,9 @@ register(Check(
     "your `train_step` repeated on the first FIT_IMAGES images of the first batch, with your optimizer and "
     "learning rate, for up to FIT_MAX_STEPS steps or FIT_BUDGET_S; accuracy on them (eval mode) every "
     "FIT_CHECK_EVERY steps; the loss your step returns, first vs last tenth",
-    "error: not fit and final/initial loss > FIT_NO_PROGRESS (no learning); warning (inconclusive): the loss "
-    "fell but the batch was not fit in budget",
+    "error: no weight changed, or not fit and final/initial loss > FIT_NO_PROGRESS after ≥ FIT_MIN_STEPS steps "
+    "(no learning); warning (inconclusive): fewer steps fitted in the budget, or the loss fell but the batch "
+    "was not fit",
     "very heavy regularization or frozen models (error); slow settings or big models (warning)",
     "check that optimizer.step() is called, the optimizer holds this model's parameters, the learning "
     "rate is > 0 and the loss stays connected to the outputs (no .item()/.detach() before backward)"))

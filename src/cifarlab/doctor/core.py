@@ -131,25 +131,13 @@ class Context:
     cache: dict = field(default_factory=dict)
 
     def fresh(self) -> tuple[nn.Module, torch.optim.Optimizer]:
-        """Deep copy of the model and an optimizer of the same kind and settings bound to the copy.
+        """Deep copies of the model and optimizer, the copied optimizer bound to the copied model.
 
-        Parameters the optimizer does not hold stay out of the copy's optimizer too (the bug where the
-        optimizer was built for another model is kept, not repaired).
+        Copied together, so the optimizer's references resolve to the copy's parameters: its kind, settings
+        and state carry over, and an optimizer that holds other tensors than the model's (built for another
+        model object) keeps holding other tensors — the bug is kept, not repaired.
         """
-        model = copy.deepcopy(self.model)
-        index = {id(p): i for i, p in enumerate(self.model.parameters())}
-        params = list(model.parameters())
-        groups = []
-        for g in self.optimizer.param_groups:
-            ng = {k: v for k, v in g.items() if k != "params"}
-            ng["params"] = [params[index[id(p)]] for p in g["params"] if id(p) in index]
-            groups.append(ng)
-        if not any(g["params"] for g in groups):  # optimizer holds none of the model's parameters
-            groups = [{**{k: v for k, v in g.items() if k != "params"},
-                       "params": [p.detach().clone().requires_grad_() for p in g["params"]]} for g in
-                      self.optimizer.param_groups]
-        opt = type(self.optimizer)(groups, **self.optimizer.defaults)
-        return model, opt
+        return copy.deepcopy((self.model, self.optimizer))
 
     def seconds_left(self, budget_s: float) -> float:
         return max(0.0, min(budget_s, self.deadline - clock()))

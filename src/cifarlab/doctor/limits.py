@@ -67,6 +67,8 @@ FIT_ACCURACY = Limit(0.9, "", "accuracy on the memorised batch that counts as fi
 FIT_MAX_STEPS = Limit(600, "steps", "a correct pipeline at batch 4 and lr 1e-3 (the PyTorch tutorial) fits "
                       "one batch in 300-600 steps")
 FIT_CHECK_EVERY = Limit(25, "steps", "how often the fit accuracy is measured (stop as soon as fit)")
+FIT_MIN_STEPS = Limit(100, "steps", "fewest steps after which 'the loss did not fall' is an error; fewer (big models, "
+                      "high learning rates that start with a spike) make it a warning, unless the weights never changed")
 FIT_NO_PROGRESS = Limit(0.9, "", "final / initial loss above this after the budget: the model does not learn "
                         "(error); below it but not fit: inconclusive (warning)")
 RUN_STEPS = Limit(250, "steps", "steps of the short run on real batches: too-high learning rates blow up "
