@@ -44,6 +44,7 @@ def run_entry(name: str, d: Data) -> dict:
            "time_s": round(report.time_s, 1)}
     if m.EXPECT:
         rec["caught"] = m.EXPECT in errors
+        rec["known_miss"] = getattr(m, "KNOWN_MISS", None)
     else:
         rec["false_alarms"] = errors
     return rec

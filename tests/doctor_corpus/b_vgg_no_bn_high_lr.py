@@ -11,6 +11,9 @@ SOURCE = ("https://github.com/chengyangfu/pytorch-vgg-cifar10/issues/7; "
           "https://github.com/pytorch/vision/pull/1998")
 BUG = "learning rate too high for a VGG without batch-norm: the loss goes NaN"
 EXPECT = "diverges"
+# not caught within the doctor's CPU budget: this scaled-down VGG (to run in the test suite) still learns for
+# the first ~100 steps the budget allows; the doctor reports an inconclusive `diverges` warning
+KNOWN_MISS = "divergence of the full-width VGG is not reproduced within the short run's CPU budget"
 
 CFG = [32, "M", 64, "M", 128, 128, "M", 128, 128, "M", 128, 128, "M"]
 
