@@ -25,7 +25,8 @@ FIT_BUDGET_S = Limit(6, "CPU s", "fitting one batch: several hundred small-model
 RUN_BUDGET_S = Limit(5, "CPU s", "the short run on real batches with the user's optimizer")
 STEP_IMAGES = Limit(64, "images", "images per step-based check: the user's batch, cut to this size so that "
                     "one step of a large model stays well under a second on a CPU")
-SLOW_STEP_S = Limit(0.25, "s", "a measured step slower than this halves STEP_IMAGES (big models)")
+SLOW_STEP_S = Limit(0.25, "CPU s", "a measured step slower than this quarters the images of the step-based "
+                    "checks and of the loop run (big models: a ResNet-50 step on 64 images takes seconds on a CPU)")
 
 # ---------------------------------------------------------------- data
 NORM_ERROR_MEAN = Limit(2, "", "|mean| of inputs beyond this is the 'exploding input' of wrong constants")

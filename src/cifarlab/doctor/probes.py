@@ -22,13 +22,15 @@ class Limited:
     `on_batch(tag, images)` is called for every batch it yields (the loop run tags forwards with it).
     """
 
-    def __init__(self, loader, n: int, tag: str = "", on_batch=None):
-        self._loader, self._n, self._tag, self._on_batch = loader, n, tag, on_batch
+    def __init__(self, loader, n: int, tag: str = "", on_batch=None, max_items: int | None = None):
+        self._loader, self._n, self._tag, self._on_batch, self._max = loader, n, tag, on_batch, max_items
 
     def __iter__(self):
         for i, batch in enumerate(self._loader):
             if i >= self._n:
                 break
+            if self._max is not None:
+                batch = tuple(b[:self._max] for b in batch)
             if self._on_batch is not None:
                 self._on_batch(self._tag, batch[0])
             yield batch
@@ -223,8 +225,9 @@ def run_loop(ctx, model: nn.Module, optimizer) -> LoopRecord:
         rec.forwards.append((rec.phase_of(inp[0] if inp else None), [m.training for m in layers]))
 
     handle = model.register_forward_pre_hook(pre_hook)
-    train = Limited(ctx.train_loader, int(LOOP_TRAIN_BATCHES.value), "train", rec.on_batch)
-    evals = Limited(ctx.eval_loader, 1, "eval", rec.on_batch)
+    n = len(ctx.batch[0])  # the modes do not depend on the batch size: as few images as the other checks
+    train = Limited(ctx.train_loader, int(LOOP_TRAIN_BATCHES.value), "train", rec.on_batch, max_items=n)
+    evals = Limited(ctx.eval_loader, 1, "eval", rec.on_batch, max_items=n)
     try:
         (ctx.fit or _default_fit(ctx))(model, ctx.loss_fn, optimizer, train, evals, int(LOOP_EPOCHS.value))
     finally:
