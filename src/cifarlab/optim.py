@@ -38,6 +38,8 @@ def torch_lr_wd(cfg: OptimConfig, batch_size: int) -> tuple[float, float]:
     size or momentum, so torch gets lr = L*batch/kilo and weight_decay = W/L."""
     if not cfg.per_1024:
         return cfg.lr, cfg.weight_decay
+    if batch_size < 1:
+        raise ValueError("optim.per_1024 states lr per 1,024 examples: the batch size is needed to convert it")
     return cfg.lr * batch_size / kilo_examples(cfg.momentum), cfg.weight_decay / cfg.lr
 
 

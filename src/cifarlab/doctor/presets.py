@@ -17,10 +17,15 @@ class PipelineLoader:
     def __init__(self, loader, transform):
         self.loader, self.transform = loader, transform
         self.raw_images = loader.x.cpu().numpy()
+        self.epoch = 0  # passes so far: the alternating flip and progressive resizing depend on it
 
     def __iter__(self):
-        for xb, yb in self.loader:
-            yield self.transform(xb), yb
+        from ..augment import Augmenter
+
+        for idx, xb, yb in self.loader.with_indices():
+            yield (self.transform(xb, idx, self.epoch) if isinstance(self.transform, Augmenter)
+                   else self.transform(xb)), yb
+        self.epoch += 1
 
     def __len__(self):
         return len(self.loader)
@@ -53,7 +58,7 @@ def preset_pipeline(preset: str, overrides: list[str] | None = None, data_dir=No
         return m.loss, m.top1 / 100
 
     return {"model": pipe.model, "loss_fn": nn.CrossEntropyLoss(label_smoothing=cfg.optim.label_smoothing),
-            "optimizer": build_optimizer(pipe.model, cfg.optim),
+            "optimizer": build_optimizer(pipe.model, cfg.optim, cfg.train.batch_size),
             "train_loader": PipelineLoader(train, pipe.augmenter(torch.Generator().manual_seed(cfg.train.seed + 1))),
             "eval_loader": PipelineLoader(ev, pipe.normalize), "num_classes": pipe.num_classes,
             "train_step": step, "evaluate": evaluate_fn}
