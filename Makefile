@@ -44,3 +44,4 @@ clean:
 # Regenerate README's number blocks from results/, benchmarks/results/, studies/ and checkpoints/.
 readme: $(BIN)/cifarlab
 	$(BIN)/python scripts/update_readme.py
+	$(BIN)/python -m cifarlab.doctor.docs
