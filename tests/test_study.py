@@ -1,7 +1,6 @@
 """A tiny study on the synthetic data: 2 experiments x 1 short epoch; verdicts decided on validation."""
 import csv
 import json
-import time
 
 import pytest
 from PIL import Image
@@ -73,11 +72,9 @@ def test_2_verdict_is_decided_on_validation_not_test():
 
 def test_second_invocation_trains_nothing(study, synthetic_root):
     d, out = study
-    mtimes = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("summary.json")}
-    t0 = time.perf_counter()
-    run_study(d / "tiny.yaml", data_dir=synthetic_root, quiet=True)
-    assert {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("summary.json")} == mtimes
-    assert time.perf_counter() - t0 < 30
+    mtimes = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("*") if p.is_file()}
+    run_study(d / "tiny.yaml", data_dir=synthetic_root, quiet=True)  # only the report is rewritten
+    assert {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("*") if p.is_file()} == mtimes
 
 
 def test_figures_are_valid_non_blank_pngs(study):
