@@ -179,7 +179,7 @@ WARNING_CODES = {"init-loss"}
 
 @pytest.mark.parametrize("model", ["mlp", "cnn"])
 def test_correct_seed_pipeline_has_no_error(slices, model):
-    report = diagnose(**pipeline(slices, model))
+    report = diagnose(**pipeline(slices, model), budget_s=10)  # fit/run may end inconclusive: a warning
     assert report.ok, str(report)
     assert set(report.checks_run) == set(CHECKS)
 
@@ -210,7 +210,7 @@ def test_callers_model_optimizer_and_rng_unchanged(slices):
     opt_before = copy.deepcopy(p["optimizer"].state_dict())
     rng_before = torch.get_rng_state()
     p["model"].eval()
-    diagnose(**p)
+    diagnose(**p, budget_s=5)
     assert not p["model"].training
     for k, v in model_before.items():
         assert torch.equal(v, p["model"].state_dict()[k]), k
@@ -238,7 +238,8 @@ def test_real_cifar100_test_duplicates_reported_as_info(c100):
 def test_every_preset_passes_the_doctor_clean(preset, data_root):
     """cifarlab's own pipeline, with its own train step and evaluation, has no error, and no warning other
     than a budget running out (a small budget here keeps the suite fast on large presets)."""
-    report = diagnose_preset(preset, data_dir=data_root, budget_s=3)
+    checks = [c for c in CHECKS if c not in ("cannot-overfit", "diverges")]  # budgeted: inconclusive at 3 s anyway
+    report = diagnose_preset(preset, data_dir=data_root, budget_s=3, checks=checks)
     assert not report.codes("error"), str(report)
     assert all(f.message.startswith("inconclusive") for f in report.findings if f.severity == "warning"), str(report)
 

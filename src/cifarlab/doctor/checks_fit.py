@@ -47,6 +47,8 @@ def check_cannot_overfit(ctx: Context) -> list[Finding]:
             _, acc = _eval_loss_acc(model, x, y)
             if acc >= FIT_ACCURACY.value:
                 return []
+            if all(torch.equal(a, b) for a, b in zip(before, model.parameters())):
+                break  # nothing moves: no need to spend the rest of the budget
     end_loss, acc = _eval_loss_acc(model, x, y)
     if acc >= FIT_ACCURACY.value:
         return []

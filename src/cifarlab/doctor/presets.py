@@ -36,7 +36,7 @@ def preset_pipeline(preset: str, overrides: list[str] | None = None, data_dir=No
     """The diagnose() arguments for cifarlab's pipeline of a preset (CPU, fp32), with its own step and eval."""
     from ..config import make_config
     from ..evaluate import evaluate
-    from ..optim import build_optimizer
+    from ..optim import build_optimizer, lr_at, set_lr, torch_lr_wd
     from ..pipeline import build
     from ..train import train_step as engine_step
     from .. import data as data_mod
@@ -48,7 +48,15 @@ def preset_pipeline(preset: str, overrides: list[str] | None = None, data_dir=No
     ex, ey = (sp.test_x, sp.test_y) if eval_split == "test" else (sp.val_x, sp.val_y)
     ev = data_mod.DeviceLoader(ex, ey, 250, rt.device)  # small batches: the mode checks read one or two
 
-    def step(model, images, labels, loss_fn, optimizer):  # the engine's own step
+    total_steps = cfg.train.epochs * len(train)
+    lr_unit = torch_lr_wd(cfg.optim, cfg.train.batch_size)[0] / cfg.optim.lr if cfg.optim.lr else 1.0
+    steps_done: dict[int, int] = {}  # per optimizer copy: each check starts the schedule (warm-up) again
+
+    def step(model, images, labels, loss_fn, optimizer):  # the engine's own step, on the engine's schedule
+        k = steps_done.get(id(optimizer), 0)
+        steps_done[id(optimizer)] = k + 1
+        if any(g["lr"] for g in optimizer.param_groups):  # a check that set the lr to 0 keeps it there
+            set_lr(optimizer, lr_at(k, total_steps, cfg.optim, len(train)), lr_unit)
         return engine_step(model, images, labels, optimizer, rt, cfg.optim)[0]
 
     def evaluate_fn(model, loader, loss_fn):  # the engine's own evaluation (of the first len(loader) batches)
