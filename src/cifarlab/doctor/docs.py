@@ -36,8 +36,9 @@ print(report)     # grouped by severity, each with its one-line fix and a link t
   (tested): your objects and global state are unchanged.
 - Any exception from running your model, step or evaluation on a real batch is an error finding
   (`shape-mismatch`, `step-error`); the checks that need a running pipeline are then skipped.
-- Cost is bounded by CPU-time budgets (below), whatever the model size: a check that runs out of budget
-  reports an "inconclusive" warning instead of a verdict.
+- Cost is bounded by budgets (below) in CPU seconds of the thread running the checks — on an idle machine
+  the wall time, on a busy one unaffected by other jobs — whatever the model size: a check that runs out
+  of budget reports an "inconclusive" warning instead of a verdict.
 - CLI: `cifarlab doctor --preset NAME` (cifarlab's own pipeline, assembled by `cifarlab.pipeline.build`,
   with its own step and evaluation) or `cifarlab doctor --script my_pipeline.py` (a file whose
   `pipeline()` returns the `diagnose` arguments). Exit status 1 when an error is found.

@@ -15,8 +15,8 @@ class Limit:
 
 
 # ---------------------------------------------------------------- cost
-# Budgets are CPU seconds of the doctor's process (time.process_time), so that a verdict does not depend on
-# what else the machine runs; on an idle 2-core machine they bound the wall time from above.
+# Budgets are CPU seconds of the thread running the checks (time.thread_time), so that a verdict does not
+# depend on what else the machine runs; on an idle machine they equal the wall time the checks take.
 TOTAL_BUDGET_S = Limit(45, "CPU s", "the whole diagnosis stays under 60 s wall on 2 cores; the step-based "
                        "checks share what is left after the cheap ones and stop early with an "
                        "'inconclusive' warning")
