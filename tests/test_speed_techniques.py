@@ -174,7 +174,8 @@ def test_fastnet_fixed_schedule_bench_record(synthetic_root):
     assert rec["n_train"] == 300 and rec["seed"] == 1 and rec["tta"] == 2
     assert 0 <= rec["test_acc"] <= 100 and 0 <= rec["test_acc_no_tta"] <= 100
     assert rec["clock_s"] == pytest.approx(rec["train_s"] + rec["init_s"] + rec["eval_s"], abs=0.02)
-    assert rec["wall_s"] >= rec["clock_s"] - 0.02 and rec["data_s"] > 0
+    # loading a 300-image synthetic set can take under a millisecond: the key is timed, not necessarily > 0
+    assert rec["wall_s"] >= rec["clock_s"] - 0.02 and 0 <= rec["data_s"] <= rec["wall_s"] + 0.01
     assert rec["other_cpu_frac"] is None or 0 <= rec["other_cpu_frac"] <= 1
     assert process_age_s() > 0 and CpuShare().start().stop() is not None
 

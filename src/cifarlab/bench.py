@@ -93,7 +93,7 @@ def run_one(cfg: Config, seed: int, data_dir=None, quiet: bool = True, out: Path
         "test_acc": s["test_acc"], "test_acc_no_tta": s["test_acc_no_tta"],
         "clock_s": round(t["init_s"] + t["train_s"] + t["eval_s"], 2),
         "train_s": round(t["train_s"], 2), "init_s": round(t["init_s"], 3), "eval_s": round(t["eval_s"], 2),
-        "data_s": round(t["data_s"], 2), "compile_s": round(t.get("compile_s", 0.0), 2),
+        "data_s": round(t["data_s"], 3), "compile_s": round(t.get("compile_s", 0.0), 2),
         "wall_s": round(wall_s, 2), "other_cpu_frac": share.stop(),
         **{k: s[k] for k in ("device", "hardware", "precision", "eval_precision", "torch", "python", "date",
                              "git_commit") if k in s},
