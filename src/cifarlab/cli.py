@@ -18,7 +18,7 @@ def _cmd_train(a) -> int:
 
     if a.resume:
         bad = [flag for flag, given in (("--set", a.set), ("--overwrite", a.overwrite), ("--out", a.out),
-                                        ("--preset", a.preset)) if given]
+                                        ("--preset", a.preset), ("--tensorboard", a.tensorboard)) if given]
         if bad:
             raise RunError(f"--resume continues {a.resume} with the config stored in its last.pt; "
                            f"{', '.join(bad)} cannot change it. Drop {', '.join(bad)}, or start a new run "
@@ -26,7 +26,7 @@ def _cmd_train(a) -> int:
         out = Path(a.resume)
         result = train(None, out=out, data_dir=a.data_dir, resume=True, quiet=a.quiet)
     else:
-        cfg = make_config(a.preset or DEFAULT_PRESET, a.set)
+        cfg = make_config(a.preset or DEFAULT_PRESET, [*a.set, *(["log.tensorboard=true"] if a.tensorboard else [])])
         out = Path(a.out) if a.out else Path("runs") / f"{cfg.name}-{dt.datetime.now():%Y%m%d-%H%M%S}"
         result = train(cfg, out=out, data_dir=a.data_dir, overwrite=a.overwrite, quiet=a.quiet)
     print(f"run folder: {out}")
@@ -187,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     t.add_argument("--data-dir", help="folder holding cifar-10-batches-py/ or cifar-100-python/")
     t.add_argument("--record", metavar="FILE.jsonl", help="append this run's result record to FILE")
+    t.add_argument("--tensorboard", action="store_true",
+                   help="TensorBoard event files in RUN_DIR/tensorboard/ (= --set log.tensorboard=true; "
+                        "pip install 'cifarlab[tensorboard]')")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=_cmd_train)
 

@@ -105,6 +105,13 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class LogConfig:
+    """How a run is recorded besides its run folder's own files; never changes what is trained."""
+    tensorboard: bool = False  # TensorBoard event files in <run dir>/tensorboard/ (pip install
+    #                            'cifarlab[tensorboard]'): scalars, images, hyper-parameters
+
+
+@dataclass(frozen=True)
 class Config:
     name: str = "custom"  # preset name, shown in reports
     description: str = ""  # one line, shown by `cifarlab presets`
@@ -113,18 +120,19 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    log: LogConfig = field(default_factory=LogConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     def hash(self) -> str:
-        """Short stable hash of everything that affects training (not name/description).
+        """Short stable hash of everything that affects training (not name/description, not `log`).
 
         Keys added after the first release are left out while they hold their default, so the
         hashes of earlier runs (study folders, results) stay valid.
         """
         d = self.to_dict()
-        d.pop("name"), d.pop("description")
+        d.pop("name"), d.pop("description"), d.pop("log")  # log: how a run is recorded, not what it trains
         for key, default in LATER_KEYS.items():
             section, _, name = key.partition(".")
             if d[section][name] == default:
@@ -223,8 +231,8 @@ def _sections() -> dict[str, type]:
 def _resolve(type_name: str) -> type:
     # field types are strings under `from __future__ import annotations`
     return {"DataConfig": DataConfig, "AugmentConfig": AugmentConfig, "ModelConfig": ModelConfig,
-            "OptimConfig": OptimConfig, "TrainConfig": TrainConfig, "str": str, "int": int,
-            "float": float, "bool": bool}[type_name]
+            "OptimConfig": OptimConfig, "TrainConfig": TrainConfig, "LogConfig": LogConfig, "str": str,
+            "int": int, "float": float, "bool": bool}[type_name]
 
 
 def _coerce(key: str, value: Any, typ: type) -> Any:
@@ -438,6 +446,6 @@ def to_yaml(cfg: Config) -> str:
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
 
 
-__all__ = ["Config", "DataConfig", "AugmentConfig", "ModelConfig", "OptimConfig", "TrainConfig",
+__all__ = ["Config", "DataConfig", "AugmentConfig", "ModelConfig", "OptimConfig", "TrainConfig", "LogConfig",
            "ConfigError", "make_config", "load_preset", "preset_names", "apply_overrides",
            "parse_override", "from_dict", "validate", "replace", "to_yaml"]

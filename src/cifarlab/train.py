@@ -14,6 +14,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -154,6 +155,7 @@ class Engine:
     lookahead: Lookahead | None = None
     step_model: nn.Module | None = None  # what the train step calls: the model, or its torch.compile
     best_weights: dict | None = None  # state_dict of the epoch selected on validation (in memory)
+    board: Any = None  # tblog.Board with log.tensorboard, else None (tblog is then never imported)
 
     def checkpoint_state(self, progress: Progress) -> dict:
         return {"config": self.cfg.to_dict(), "num_classes": self.pipe.num_classes,
@@ -184,7 +186,10 @@ def train_one_epoch(eng: Engine, progress: Progress, out: Path | None, stop_flag
         if i < start_batch:
             continue
         set_lr(opt, lr_at(progress.step, eng.total_steps, cfg.optim, len(eng.loader)), eng.lr_unit)
-        loss, logits, stepped = train_step(eng.step_model or model, eng.augment(xb, idx, progress.epoch), yb,
+        inputs = eng.augment(xb, idx, progress.epoch)
+        if eng.board is not None and i == start_batch:  # once per epoch, no host sync
+            eng.board.keep_batch(inputs)
+        loss, logits, stepped = train_step(eng.step_model or model, inputs, yb,
                                            opt, eng.rt, cfg.optim, check_finite=check_every == 1)
         if not stepped:
             _handle_nonfinite(cfg, progress, i)
@@ -307,6 +312,7 @@ def train(cfg: Config, out: str | Path | None = None, data_dir=None, resume: boo
     elif hasattr(eng.model, "data_init"):  # e.g. fastnet's whitening stem, from un-augmented images
         eng.model.data_init(pipe.normalize(pipe.splits.train_x[:DATA_INIT_IMAGES].to(pipe.runtime.device)))
     timing["init_s"] = time.perf_counter() - t_init
+    eng.board = _open_board(eng, out, progress.epoch)
     if cfg.train.compile:
         timing["compile_s"] = _compile(eng)
     n_params = count_params(eng.model)
@@ -335,6 +341,8 @@ def train(cfg: Config, out: str | Path | None = None, data_dir=None, resume: boo
                 if out is not None:
                     save_checkpoint(out / "last.pt", eng.checkpoint_state(progress))
                     write_metrics(out / "metrics.jsonl", progress.history)
+                if eng.board is not None:
+                    eng.board.epoch(rec)
                 log(epoch_line(rec, cfg.train.epochs), quiet)
                 if patience and progress.bad_epochs >= patience:
                     status = f"early-stopped after epoch {epoch} (no val improvement for {patience} epochs)"
@@ -348,6 +356,8 @@ def train(cfg: Config, out: str | Path | None = None, data_dir=None, resume: boo
             raise
     total_s = time.perf_counter() - t_start
     summary = _finish(eng, progress, out, status, total_s, n_params, quiet, timing)
+    if eng.board is not None:
+        eng.board.close(summary)
     return RunResult(summary, progress.history, eng.model, out)
 
 
@@ -378,6 +388,17 @@ def _engine(pipe: Pipeline) -> Engine:
                   lr_unit=torch_lr_wd(cfg.optim, cfg.train.batch_size)[0] / cfg.optim.lr, lookahead=lookahead)
 
 
+def _open_board(eng: Engine, out: Path | None, start_epoch: int):
+    """The run's TensorBoard writer (log.tensorboard), else None; the one place it is created."""
+    if not eng.cfg.log.tensorboard:
+        return None
+    from .tblog import Board
+
+    data = eng.pipe.data
+    return Board(eng.cfg, out, classes=data.classes, mean=data.spec.mean, std=data.spec.std,
+                 test_y=eng.pipe.splits.test_y, start_epoch=start_epoch)
+
+
 def _compile(eng: Engine) -> float:
     """torch.compile the train step's model and warm it up on a random batch; the model's weights,
     BN statistics and the RNG states are restored afterwards. Returns the warm-up seconds."""
@@ -402,7 +423,9 @@ def _validate_and_select(eng: Engine, progress: Progress, rec: dict, out: Path |
     splits = eng.pipe.splits
     if len(splits.val_y):
         m = evaluate(eng.model, splits.val_x, splits.val_y, eng.pipe.normalize, eng.rt,
-                     eng.cfg.train.eval_batch_size, tta=eng.cfg.train.tta)
+                     eng.cfg.train.eval_batch_size, tta=eng.cfg.train.tta, confusion=eng.board is not None)
+        if eng.board is not None:
+            eng.board.keep_confusion(m.confusion)
         rec.update(val_loss=m.loss, val_acc=m.top1, val_top5=m.top5)
         score = m.top1
     else:

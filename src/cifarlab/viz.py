@@ -129,6 +129,11 @@ def plot_per_class(per_class: list[float], names: list[str], path: Path) -> None
 
 
 def plot_confusion(conf, names: list[str], path: Path, title: str) -> None:
+    save_figure(confusion_figure(conf, names, title), path)
+
+
+def confusion_figure(conf, names: list[str], title: str):
+    """Row-normalized confusion matrix ([true][pred] counts) as a matplotlib figure."""
     plt = _plt()
     import numpy as np
 
@@ -136,11 +141,11 @@ def plot_confusion(conf, names: list[str], path: Path, title: str) -> None:
     c = c / c.sum(1, keepdims=True).clip(min=1) * 100
     fig, ax = plt.subplots(figsize=(8, 7))
     im = ax.imshow(c, cmap="viridis")
-    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
-    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7 if len(names) <= 20 else 4)
+    ax.set_yticks(range(len(names)), names, fontsize=7 if len(names) <= 20 else 4)
     ax.set(xlabel="predicted", ylabel="true", title=title)
     fig.colorbar(im, ax=ax, label="% of true class")
-    save_figure(fig, path)
+    return fig
 
 
 def plot_misclassified(x_uint8, true, pred, names: list[str], path: Path, n: int = 24) -> None:
