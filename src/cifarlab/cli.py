@@ -128,10 +128,10 @@ def _cmd_report(a) -> int:
 
 
 def _cmd_ablate(a) -> int:
-    from .study.run import run_study
+    from .study.run import parse_shard, run_study
 
     run_study(Path(a.study), out=Path(a.out) if a.out else None, seeds=a.seeds, data_dir=a.data_dir,
-              quiet=a.quiet)
+              quiet=a.quiet, shard=parse_shard(a.shard) if a.shard is not None else None)
     return 0
 
 
@@ -217,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("study")
     ab.add_argument("--out")
     ab.add_argument("--seeds", type=int, default=None)
+    ab.add_argument("--shard", metavar="I/N", help="train only shard I of N (numbered from 1): run k (from 0) of the study "
+                    "(experiments in file order, seeds within each) goes to shard k mod N + 1. Give every shard the "
+                    "same study, --seeds and --out on a shared filesystem; the last to finish writes the report")
     ab.add_argument("--data-dir")
     ab.add_argument("--quiet", action="store_true")
     ab.set_defaults(func=_cmd_ablate)

@@ -152,8 +152,8 @@ def plot_misclassified(x_uint8, true, pred, names: list[str], path: Path, n: int
     plt = _plt()
     wrong = (true != pred).nonzero().squeeze(1)[:n].tolist()
     cols = 8
-    fig, axes = plt.subplots((len(wrong) + cols - 1) // cols, cols, figsize=(cols * 1.5, 1.9 * (
-        (len(wrong) + cols - 1) // cols)), squeeze=False)
+    rows = max(1, (len(wrong) + cols - 1) // cols)  # one empty row when every image is right
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.5, 1.9 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, wrong):

@@ -5,13 +5,14 @@ reported beside them and never decides anything.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from ..io import read_json, write_json, write_text
 from ..viz import (csv_text, fmt_ms, markdown_table, mean_std, plot_bars, plot_curves, plot_val_overlay,
                    selected_train_acc)
 from .best import best_model_section
-from .spec import Study, collect, load_study
+from .spec import Study, collect, load_study, missing_runs, study_runs
 
 GAP_OVERFIT = 15.0  # train − val gap (points) above which a run is called overfitting
 UNDERFIT_TRAIN = 60.0  # train accuracy (%) below which, with a gap under 5 points, a run is underfitting
@@ -163,6 +164,12 @@ def report_study(path: Path, table_only: bool = False, data_dir=None) -> str:
     study = load_study(yaml_path)
     root = path.with_suffix("") if path.suffix else path
     n = read_json(root / "study.json")["seeds"] if (root / "study.json").is_file() else study.seeds
+    missing = missing_runs(study, root, n)
+    if missing:
+        print(f"warning: {study.name}: {len(missing)} of {len(study_runs(study, n))} runs (seeds per experiment: "
+              f"{n}) are not finished in {root / 'runs'}: {', '.join(missing)}; the table shows only finished runs. "
+              f"Train them with `cifarlab ablate {yaml_path} --out {root}` (or its missing --shard I/N)",
+              file=sys.stderr)
     if table_only:
         return markdown_table(HEADER, study_table(study, root, n)[1])
     write_study_report(study, root, n, data_dir)

@@ -87,6 +87,17 @@ def is_done(folder: Path) -> bool:
     return f.is_file() and "test_acc" in read_json(f)
 
 
+def study_runs(study: Study, n_seeds: int) -> list[tuple[Experiment, int]]:
+    """Every run of the study in one stable order: experiments as listed, seeds 0..n-1 within each."""
+    return [(exp, seed) for exp in study.experiments for seed in range(n_seeds)]
+
+
+def missing_runs(study: Study, root: Path, n_seeds: int) -> list[str]:
+    """Folder names (under root/runs) of the study's runs that have not finished yet."""
+    folders = [run_dir(root, exp, seed) for exp, seed in study_runs(study, n_seeds)]
+    return [f.name for f in folders if not is_done(f)]
+
+
 def collect(study: Study, root: Path, n_seeds: int) -> list[dict]:
     """One row per experiment with its runs' summaries and histories (only finished runs)."""
     rows = []
