@@ -217,9 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("study")
     ab.add_argument("--out")
     ab.add_argument("--seeds", type=int, default=None)
-    ab.add_argument("--shard", metavar="I/N", help="train only shard I of N (numbered from 1): run k (from 0) of the study "
-                    "(experiments in file order, seeds within each) goes to shard k mod N + 1. Give every shard the "
-                    "same study, --seeds and --out on a shared filesystem; the last to finish writes the report")
+    ab.add_argument("--shard", metavar="I/N", help="train only shard I of N (numbered from 1): run k (from 0) of "
+                    "the study (experiments in file order, seeds within each) goes to shard k mod N + 1. Give every "
+                    "shard the same study, --seeds and --out on a shared filesystem; the last to finish writes the "
+                    "report")
     ab.add_argument("--data-dir")
     ab.add_argument("--quiet", action="store_true")
     ab.set_defaults(func=_cmd_ablate)
