@@ -193,3 +193,64 @@ def test_preset_base_inherits_section_by_section(tmp_path):
     bad.write_text("base: no-such-preset\n")
     with pytest.raises(ConfigError, match="base 'no-such-preset' is not a preset"):
         load_preset(str(bad))
+
+
+def _muon_model(memory_format):
+    from cifarlab.models.fastnet import FastNet
+
+    torch.manual_seed(0)
+    return FastNet(10, widths=(8, 16, 16)).to(memory_format=memory_format)
+
+
+def test_muon_trains_filters_with_torch_muon_and_the_rest_with_sgd():
+    from torch.optim._muon import DEFAULT_A, DEFAULT_B, DEFAULT_C, _zeropower_via_newtonschulz
+
+    cfg = OptimConfig(**{k.split(".")[1]: v for k, v in FAST.items() if k.startswith("optim.")},
+                      muon_lr=0.2, muon_momentum=0.6)
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(16, 3, 32, 32, generator=gen), torch.randint(0, 10, (16,), generator=gen)
+    after = {}
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        model = _muon_model(fmt)
+        opt = build_optimizer(model, cfg, batch_size=16)
+        muon_params = {id(p) for p in opt.parts[0].filters}
+        sgd_params = {id(p) for g in opt.parts[1].param_groups for p in g["params"]}
+        trainable = {id(p) for p in model.parameters() if p.requires_grad}
+        assert muon_params == {id(p) for p in model.filter_banks()} and not muon_params & sgd_params
+        assert muon_params | sgd_params == trainable  # the frozen whitening stem is in neither
+        before = [p.detach().clone() for p in model.filter_banks()]
+        nn.functional.cross_entropy(model(x.contiguous(memory_format=fmt)), y).backward()
+        grads = [p.grad.detach().clone() for p in model.filter_banks()]
+        set_lr(opt, cfg.lr, torch_lr_wd(cfg, 16)[0] / cfg.lr)  # the schedule's peak: Muon at muon_lr
+        assert opt.parts[0].param_groups[0]["lr"] == pytest.approx(0.2)
+        opt.step()
+        after[fmt] = [p.detach().clone() for p in model.filter_banks()]
+        for w0, g, w1 in zip(before, grads, after[fmt]):  # first step: momentum buffer = (1-m) * grad
+            w0 = w0 * (w0.shape[0] ** 0.5 / w0.norm())  # rescaled to norm sqrt(out) before the step
+            g = g.contiguous().view(len(g), -1)
+            step = _zeropower_via_newtonschulz(g, (DEFAULT_A, DEFAULT_B, DEFAULT_C), 5, 1e-7).float()
+            want = w0 - 0.2 * step.view_as(w0)
+            # Newton-Schulz runs in bf16 (columns permuted when channels_last): equal up to ~2% of the step
+            assert (w1.contiguous() - want).norm() < 0.04 * (want - w0).norm()
+        opt.zero_grad()
+        assert all(p.grad is None for p in model.parameters())
+    # channels_last filters are viewed with their columns permuted: the same update up to bf16 rounding
+    for a, b, w0 in zip(after[torch.contiguous_format], after[torch.channels_last], before):
+        assert (a - b.contiguous()).norm() < 0.04 * (a - w0 * (w0.shape[0] ** 0.5 / w0.norm())).norm()
+
+
+def test_muon_state_round_trips_and_is_refused_off_fastnet():
+    cfg = OptimConfig(**{k.split(".")[1]: v for k, v in FAST.items() if k.startswith("optim.")}, muon_lr=0.2)
+    model = _muon_model(torch.channels_last)
+    opt = build_optimizer(model, cfg, batch_size=16)
+    nn.functional.cross_entropy(model(torch.randn(4, 3, 32, 32)), torch.tensor([0, 1, 2, 3])).backward()
+    opt.step()
+    state = opt.state_dict()
+    fresh = build_optimizer(model, cfg, batch_size=16)
+    fresh.load_state_dict(state)
+    bufs = [fresh.parts[0].opt.state[m]["momentum_buffer"] for m in fresh.parts[0].mats]
+    assert len(bufs) == 6 and all(b.abs().sum() > 0 for b in bufs)
+    with pytest.raises(ValueError, match="muon_lr"):  # a plain optimizer's state
+        fresh.load_state_dict(build_optimizer(model, OptimConfig(name="sgd"), 16).state_dict())
+    with pytest.raises(ConfigError, match="optim.muon_lr"):
+        make_config(None, {"model.name": "cnn", "optim.muon_lr": 0.1})

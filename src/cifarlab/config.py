@@ -82,6 +82,9 @@ class OptimConfig:
     initial_lr_frac: float = 0.0  # onecycle: lr at step 0 as a fraction of peak
     lookahead_every: int = 0  # Lookahead/EMA: pull weights to a slow EMA every N steps; 0 = off
     lookahead_decay: float = 0.7738  # Lookahead: EMA decay at the end of training (0.95**5)
+    muon_lr: float = 0.0  # Muon (torch.optim.Muon) for conv filters at this peak lr per step, following
+    #                       the schedule; the other parameters keep optim.name; 0 = off (fastnet only)
+    muon_momentum: float = 0.6  # Muon's Nesterov momentum
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,8 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (GPU; measured slower on the 2-core CPU)
     eval_precision: str = "fp32"  # final test evaluation: fp32 (reproducible anywhere) | train (the
     #                               training precision: bf16 autocast where used; what speed records time)
+    sync_bn: bool = False  # torchrun with N > 1 processes: BatchNorm statistics over the global batch (all
+    #                        ranks) instead of each rank's batch_size/N images; no effect on a single process
 
 
 @dataclass(frozen=True)
@@ -153,7 +158,8 @@ LATER_KEYS = {"augment.interpolation": "bilinear", "augment.jitter_order": "fixe
               "optim.per_1024": False, "optim.norm_bias_lr_scale": 1.0, "optim.initial_lr_frac": 0.0,
               "optim.lookahead_every": 0, "optim.lookahead_decay": 0.7738, "train.finite_check_every": 1,
               "train.tta": 0, "train.compile": False,
-              "train.eval_precision": "fp32"}
+              "train.eval_precision": "fp32", "optim.muon_lr": 0.0, "optim.muon_momentum": 0.6,
+              "train.sync_bn": False}
 
 # Until issue 10 the MLP read model.dropout=0 as 0.3 (`dropout or 0.3`). Runs of that era stored 0.0 and
 # trained with 0.3: an MLP with 0.3 hashes as 0.0 did, and a true 0 gets a marker so it differs from them.
@@ -208,6 +214,8 @@ RANGES = {
     "optim.initial_lr_frac": (lambda v: 0 <= v <= 1, "0..1"),
     "optim.lookahead_every": (lambda v: v >= 0, ">= 0 (0 = off)"),
     "optim.lookahead_decay": (lambda v: 0 <= v < 1, ">= 0 and < 1"),
+    "optim.muon_lr": (lambda v: 0 <= v <= 10, ">= 0 and <= 10 (0 = off)"),
+    "optim.muon_momentum": (lambda v: 0 <= v < 1, ">= 0 and < 1"),
     "augment.lowres_side": (lambda v: v == 0 or 16 <= v <= 32, "0 (off) or 16..32"),
     "augment.lowres_epochs": (lambda v: v >= 0, ">= 0"),
     "model.depth": (lambda v: 1 <= v <= 8, "1..8"),
@@ -319,6 +327,10 @@ def _validate_fast_keys(cfg: Config) -> None:
     if cfg.optim.per_1024 and cfg.optim.name != "sgd":
         raise ConfigError("config key 'optim.per_1024': only for optim.name=sgd (the per-1,024-example "
                           f"units assume SGD with momentum); got optim.name={cfg.optim.name!r}")
+    if cfg.optim.muon_lr and cfg.model.name != "fastnet":
+        raise ConfigError("config key 'optim.muon_lr': Muon here keeps each conv filter at a fixed norm, "
+                          "which is sound only where BatchNorm follows every conv (model.name=fastnet); got "
+                          f"model.name={cfg.model.name!r}; set optim.muon_lr=0")
     if cfg.train.nonfinite == "skip" and cfg.train.finite_check_every > 1:
         raise ConfigError("config key 'train.finite_check_every': train.nonfinite=skip must check every "
                           "step (a bad step is only skippable when it is caught before it is applied); "

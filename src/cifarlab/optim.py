@@ -43,11 +43,24 @@ def torch_lr_wd(cfg: OptimConfig, batch_size: int) -> tuple[float, float]:
     return cfg.lr * batch_size / kilo_examples(cfg.momentum), cfg.weight_decay / cfg.lr
 
 
-def build_optimizer(model: nn.Module, cfg: OptimConfig, batch_size: int = 0) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, cfg: OptimConfig, batch_size: int = 0):
+    """The configured optimizer; with optim.muon_lr > 0, conv filters go to Muon and the rest to it."""
     lr, wd = torch_lr_wd(cfg, batch_size)
+    filters = [p for p in model.filter_banks() if p.requires_grad] if cfg.muon_lr else []
+    taken = {id(p) for p in filters}
     groups = param_groups(model, wd, cfg.decay_norm_bias, cfg.norm_bias_lr_scale)
     for g in groups:
         g["lr"] = lr * g["lr_scale"]
+        g["params"] = [p for p in g["params"] if id(p) not in taken]
+    rest = _torch_optimizer(cfg, [g for g in groups if g["params"]], lr)
+    if not filters:
+        return rest
+    # set_lr gives every group schedule(step) * unit * lr_scale: this scale makes Muon's peak muon_lr
+    muon = MuonFilters(filters, cfg.muon_lr, cfg.muon_momentum, lr_scale=cfg.muon_lr / lr)
+    return Chained(muon, rest)
+
+
+def _torch_optimizer(cfg: OptimConfig, groups: list[dict], lr: float) -> torch.optim.Optimizer:
     if cfg.name == "adam":
         return torch.optim.Adam(groups, lr=lr)
     if cfg.name == "adamw":
@@ -55,6 +68,81 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, batch_size: int = 0) -> 
     if cfg.name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=True)
     raise ValueError(f"unknown optimizer {cfg.name!r}; valid: adam, adamw, sgd")
+
+
+def _matrix(t: torch.Tensor) -> torch.Tensor:
+    """A 4-d conv tensor (out, in, kh, kw) seen as an (out, in*kh*kw) matrix sharing its storage (columns
+    in (kh, kw, in) order when it is channels_last; orthogonalization does not depend on column order)."""
+    if t.is_contiguous():
+        return t.view(t.shape[0], -1)
+    if t.is_contiguous(memory_format=torch.channels_last):
+        return t.permute(0, 2, 3, 1).view(t.shape[0], -1)
+    return t.reshape(t.shape[0], -1)  # a copy: only ever used for gradients, which are read
+
+
+class MuonFilters:
+    """torch.optim.Muon for conv filters: each (out, in, k, k) filter bank is updated as an (out, in*k*k)
+    matrix through a view of the same storage, so the model keeps ordinary Conv2d weights. Before each
+    step the bank is rescaled to norm sqrt(out), as in the airbench Muon variant: with BatchNorm after
+    every conv the scale is free, and a fixed norm keeps the orthogonalized step's relative size constant
+    (this replaces weight decay for them)."""
+
+    def __init__(self, filters: list[nn.Parameter], lr: float, momentum: float, lr_scale: float):
+        self.filters = filters
+        self.mats = [nn.Parameter(_matrix(p.detach())) for p in filters]
+        for p, m in zip(filters, self.mats):
+            if m.data_ptr() != p.data_ptr():
+                raise ValueError(f"Muon needs conv weights in a contiguous or channels_last layout, got "
+                                 f"strides {p.stride()}")
+        self.opt = torch.optim.Muon([{"params": self.mats, "lr_scale": lr_scale}], lr=lr, momentum=momentum,
+                                    nesterov=True, weight_decay=0.0)
+        self.param_groups = self.opt.param_groups
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for p, m in zip(self.filters, self.mats):
+            m.grad = None if p.grad is None else _matrix(p.grad)
+        torch._foreach_mul_(self.filters, [p.shape[0] ** 0.5 / n.clamp(min=1e-12)
+                                           for p, n in zip(self.filters, torch._foreach_norm(self.filters))])
+        self.opt.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p, m in zip(self.filters, self.mats):
+            p.grad = m.grad = None
+
+    def state_dict(self) -> dict:
+        return self.opt.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.opt.load_state_dict(state)
+
+
+class Chained:
+    """Several optimizers over disjoint parameters, stepped, zeroed, scheduled and saved as one."""
+
+    def __init__(self, *parts):
+        self.parts = parts
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return [g for part in self.parts for g in part.param_groups]
+
+    def step(self) -> None:
+        for part in self.parts:
+            part.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for part in self.parts:
+            part.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict:
+        return {"chained": [part.state_dict() for part in self.parts]}
+
+    def load_state_dict(self, state: dict) -> None:
+        if len(state.get("chained", ())) != len(self.parts):
+            raise ValueError("optimizer state does not match this run's optimizers (was optim.muon_lr changed?)")
+        for part, s in zip(self.parts, state["chained"]):
+            part.load_state_dict(s)
 
 
 def lr_at(step: int, total_steps: int, cfg: OptimConfig, steps_per_epoch: int) -> float:

@@ -70,6 +70,10 @@ class FastNet(nn.Module):
             x = self.dropout(x)
         return self.head(x) * self.logit_scale
 
+    def filter_banks(self) -> list[nn.Parameter]:
+        """The conv weights that BatchNorm follows (scale-free: what optim.muon_lr trains with Muon)."""
+        return [conv.weight for group in self.groups for conv in group.convs]
+
     @torch.no_grad()
     def data_init(self, x_norm: torch.Tensor) -> None:
         """Set the stem to the whitening basis of `x_norm`'s 2x2 patches (normalized images, (N,3,H,W))."""
