@@ -105,6 +105,14 @@ def _tta_groups() -> list[dict]:
 TARGETS = {"cpu": [(90, 55.47), (300, 65), (900, 70), (3600, 75)], "gpu": [(2.5, 70), (6, 75), (15, 80)]}
 
 
+def _current_recipe(preset: str) -> str | None:
+    """The bench recipe hash of a preset as it stands now (None when the preset no longer exists)."""
+    from cifarlab.bench import bench_config
+    from cifarlab.config import PRESET_DIR, load_preset
+
+    return bench_config(load_preset(preset), 0).hash() if (PRESET_DIR / f"{preset}.yaml").is_file() else None
+
+
 def time_to_accuracy_block() -> str:
     """Table of every benchmarked preset + peers, and one accuracy-vs-time figure per device."""
     from cifarlab.viz import mean_std, plot_time_to_accuracy
@@ -114,7 +122,9 @@ def time_to_accuracy_block() -> str:
     for g in groups:
         r0 = g["recs"][-1]
         other = [r["other_cpu_frac"] for r in g["recs"] if r.get("other_cpu_frac") is not None]
-        rows.append([r0["dataset"], f"`{g['preset']}` ({g['hash'][:6]})", r0["epochs"], fmt_ms([r["test_acc"] for r in g["recs"]]),
+        current = _current_recipe(g["preset"]) == g["hash"]
+        name = f"`{g['preset']}` ({g['hash'][:6]})" + ("" if current else ", an earlier recipe")
+        rows.append([r0["dataset"], name, r0["epochs"], fmt_ms([r["test_acc"] for r in g["recs"]]),
                      fmt_ms([r["test_acc_no_tta"] for r in g["recs"]]), fmt_ms([r["clock_s"] for r in g["recs"]], 1),
                      fmt_ms([r["train_s"] for r in g["recs"]], 1), fmt_ms([r["wall_s"] for r in g["recs"]], 1),
                      len(g["recs"]), f"{g['hardware']}, {r0['precision']}, torch {r0['torch']}",
@@ -127,7 +137,8 @@ def time_to_accuracy_block() -> str:
     for device in ("cpu", "gpu"):
         pts = [{"label": g["preset"], "time_s": g["clock"][0], "acc": g["acc"][0], "time_sd": g["clock"][1],
                 "acc_sd": g["acc"][1], "kind": "cifarlab"} for g in groups
-               if g["device"] == device and g["recs"][0]["dataset"] == "cifar100"]
+               if g["device"] == device and g["recs"][0]["dataset"] == "cifar100"
+               and _current_recipe(g["preset"]) == g["hash"]]  # the table keeps earlier recipes too
         if device == "cpu":  # cifarlab's replay of the seed recipe (its own results file)
             seed = read_jsonl(ROOT / "results/c100-cnn-aug.jsonl") if (ROOT / "results/c100-cnn-aug.jsonl").is_file() else []
             if seed:
@@ -189,8 +200,35 @@ def preset_headers() -> list[Path]:
     return changed
 
 
+def bench_headers() -> list[Path]:
+    """Write (or refresh) a `# measured:` header line in each preset benchmarked by `cifarlab bench` with
+    its current recipe: mean ± std test top-1 and clock over the seeds of benchmarks/results/
+    time_to_accuracy.jsonl. A preset whose recipe changed since its benchmark gets no line."""
+    from cifarlab.config import PRESET_DIR
+
+    changed = []
+    for g in _tta_groups():
+        preset = PRESET_DIR / f"{g['preset']}.yaml"
+        if _current_recipe(g["preset"]) != g["hash"]:
+            continue
+        r0 = g["recs"][-1]
+        line = (f"# measured: {fmt_ms([r['test_acc'] for r in g['recs']])}% test top-1 in "
+                f"{fmt_ms([r['clock_s'] for r in g['recs']], 0)} s (train + init + final eval; "
+                f"{len(g['recs'])} seeds, {g['hardware']}, torch {r0['torch']}, {r0['date'][:10]}; "
+                "benchmarks/results/time_to_accuracy.jsonl)")
+        text = preset.read_text()
+        if re.search(r"^# measured: .*$", text, flags=re.M):
+            new = re.sub(r"^# measured: .*$", line, text, count=1, flags=re.M)
+        else:
+            new = re.sub(r"^(# expected: .*)$", lambda m: m.group(1) + "\n" + line, text, count=1, flags=re.M)
+        if new != text:
+            preset.write_text(new)
+            changed.append(preset)
+    return changed
+
+
 def main() -> None:
-    for p in preset_headers():
+    for p in preset_headers() + bench_headers():
         print(f"updated {p.relative_to(ROOT)}")
     path = ROOT / "README.md"
     text = path.read_text()
