@@ -201,26 +201,24 @@ def preset_headers() -> list[Path]:
 
 
 def bench_headers() -> list[Path]:
-    """Write (or refresh) a `# measured:` header line in each preset benchmarked by `cifarlab bench` with
-    its current recipe: mean ± std test top-1 and clock over the seeds of benchmarks/results/
-    time_to_accuracy.jsonl. A preset whose recipe changed since its benchmark gets no line."""
+    """Keep a `# measured:` header line in each preset benchmarked by `cifarlab bench` with its current
+    recipe: mean ± std test top-1 and clock over the seeds of benchmarks/results/time_to_accuracy.jsonl.
+    A preset whose recipe changed since its benchmark loses the line."""
     from cifarlab.config import PRESET_DIR
 
+    groups = {g["preset"]: g for g in _tta_groups() if _current_recipe(g["preset"]) == g["hash"]}
     changed = []
-    for g in _tta_groups():
-        preset = PRESET_DIR / f"{g['preset']}.yaml"
-        if _current_recipe(g["preset"]) != g["hash"]:
-            continue
-        r0 = g["recs"][-1]
-        line = (f"# measured: {fmt_ms([r['test_acc'] for r in g['recs']])}% test top-1 in "
-                f"{fmt_ms([r['clock_s'] for r in g['recs']], 0)} s (train + init + final eval; "
-                f"{len(g['recs'])} seeds, {g['hardware']}, torch {r0['torch']}, {r0['date'][:10]}; "
-                "benchmarks/results/time_to_accuracy.jsonl)")
+    for preset in sorted(PRESET_DIR.glob("*.yaml")):
         text = preset.read_text()
-        if re.search(r"^# measured: .*$", text, flags=re.M):
-            new = re.sub(r"^# measured: .*$", line, text, count=1, flags=re.M)
-        else:
-            new = re.sub(r"^(# expected: .*)$", lambda m: m.group(1) + "\n" + line, text, count=1, flags=re.M)
+        new = re.sub(r"^# measured: .*\n", "", text, flags=re.M)
+        g = groups.get(preset.stem)
+        if g is not None:
+            r0 = g["recs"][-1]
+            line = (f"# measured: {fmt_ms([r['test_acc'] for r in g['recs']])}% test top-1 in "
+                    f"{fmt_ms([r['clock_s'] for r in g['recs']], 0)} s (train + init + final eval; "
+                    f"{len(g['recs'])} seeds, {g['hardware']}, torch {r0['torch']}, {r0['date'][:10]}; "
+                    "benchmarks/results/time_to_accuracy.jsonl)")
+            new = re.sub(r"^(# expected: .*)$", lambda m: m.group(1) + "\n" + line, new, count=1, flags=re.M)
         if new != text:
             preset.write_text(new)
             changed.append(preset)
