@@ -174,7 +174,15 @@ def published_fast_block() -> str:
                               "reproduce (CI runs this)", "retrain", "size"], rows))
 
 
-BLOCKS = {"results": lambda: results_table(ROOT / "results"), "speed": speed_block, "study": study_block,
+def tuning_block() -> str:
+    """The validation runs that chose the time-to-accuracy presets' settings (benchmarks/results/tuning.jsonl)."""
+    recs = read_jsonl(ROOT / "benchmarks/results/tuning.jsonl")
+    rows = [[r["question"], f"`{r['command']}`", f"{r['val_acc_last']:.2f}", f"{r['train_s']:.0f}",
+             f"{r['hardware']}, torch {r['torch']}, {r['date'][:10]}"] for r in recs]
+    return markdown_table(["question", "command (seed 0)", "val % (TTA)", "train s", "machine"], rows)
+
+
+BLOCKS = {"tuning": tuning_block, "results": lambda: results_table(ROOT / "results"), "speed": speed_block, "study": study_block,
           "recipe": lambda: study_block("c100-cnn-aug"),
           "checkpoint": checkpoint_block, "doctor": doctor_block, "doctor_corpus": doctor_corpus_block, "time_to_accuracy": time_to_accuracy_block}
 
