@@ -29,6 +29,10 @@ def _cmd_train(a) -> int:
         cfg = make_config(a.preset or DEFAULT_PRESET, [*a.set, *(["log.tensorboard=true"] if a.tensorboard else [])])
         out = Path(a.out) if a.out else Path("runs") / f"{cfg.name}-{dt.datetime.now():%Y%m%d-%H%M%S}"
         result = train(cfg, out=out, data_dir=a.data_dir, overwrite=a.overwrite, quiet=a.quiet)
+    from .distributed import is_main_process
+
+    if not is_main_process():  # torchrun: rank 0 alone prints and records
+        return 0
     print(f"run folder: {out}")
     if a.record:
         from .runlog import append_record

@@ -22,11 +22,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import data as data_mod
+from . import distributed
 from .augment import Augmenter, Normalizer
 from .checkpoint import load_checkpoint, load_weights, save_checkpoint
 from .config import Config, OptimConfig, from_dict, to_yaml
+from .distributed import Dist
 from .errors import Interrupted, NonFiniteLoss, RunError
-from .evaluate import evaluate, metrics_from_logits, predict
+from .evaluate import metrics_from_logits, predict
 from .io import write_json, write_text
 from .models import count_params
 from .optim import Lookahead, build_optimizer, lr_at, set_lr, torch_lr_wd
@@ -94,24 +96,25 @@ def _clear_run_folder(out: Path) -> None:
 
 # ---------------------------------------------------------------- randomness
 
-def rng_state(loader_gen: torch.Generator, aug_gen: torch.Generator) -> dict:
+def rng_state(loader_gen: torch.Generator, aug_gen: torch.Generator, all_cuda: bool = True) -> dict:
     np_state = np.random.get_state()
     state = {"python": random.getstate(), "torch": torch.get_rng_state(),
              "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
              "loader": loader_gen.get_state(), "augment": aug_gen.get_state()}
-    if aug_gen.device.type == "cuda":
+    if aug_gen.device.type == "cuda" and all_cuda:  # torchrun: each rank's own device (Dist.rng_states)
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def set_rng_state(state: dict, loader_gen: torch.Generator, aug_gen: torch.Generator) -> None:
+def set_rng_state(state: dict, loader_gen: torch.Generator, aug_gen: torch.Generator,
+                  all_cuda: bool = True) -> None:
     random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
     kind, keys, *rest = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
     torch.set_rng_state(state["torch"])
     loader_gen.set_state(state["loader"])
     aug_gen.set_state(state["augment"])
-    if "cuda" in state and aug_gen.device.type == "cuda":
+    if "cuda" in state and aug_gen.device.type == "cuda" and all_cuda:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
@@ -156,13 +159,28 @@ class Engine:
     step_model: nn.Module | None = None  # what the train step calls: the model, or its torch.compile
     best_weights: dict | None = None  # state_dict of the epoch selected on validation (in memory)
     board: Any = None  # tblog.Board with log.tensorboard, else None (tblog is then never imported)
+    dist: Dist = field(default_factory=Dist)  # torchrun: this process's rank (world 1: a plain run)
 
     def checkpoint_state(self, progress: Progress) -> dict:
+        """The resumable state (with W > 1 a collective: every rank calls it, rank 0 saves it)."""
+        rng = rng_state(self.loader_gen, self.aug_gen, all_cuda=self.dist.world == 1)
         return {"config": self.cfg.to_dict(), "num_classes": self.pipe.num_classes,
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "progress": progress.__dict__.copy(), "rng": rng_state(self.loader_gen, self.aug_gen),
-                "device": self.rt.device.type,
+                "progress": progress.__dict__.copy(), "rng": rng, "device": self.rt.device.type,
+                "world_size": self.dist.world, **self.dist.rank_states(self.rank_buffers(), progress.in_epoch),
                 **({"lookahead": self.lookahead.state_dict()} if self.lookahead else {})}
+
+    def save_last(self, out: Path, progress: Progress) -> None:
+        state = self.checkpoint_state(progress)
+        if self.dist.is_main:
+            save_checkpoint(out / "last.pt", state)
+        self.dist.barrier()  # no rank stops (or gets stopped by torchrun) before the checkpoint is written
+
+    def rank_buffers(self) -> list[torch.Tensor]:
+        """Floating-point buffers (BatchNorm running statistics) of the model and of Lookahead's slow copy:
+        per rank under torchrun without train.sync_bn, averaged over the ranks at every epoch end."""
+        modules = [self.model, *([self.lookahead.slow] if self.lookahead else [])]
+        return [b for m in modules for b in m.buffers() if b.is_floating_point()]
 
 
 def train_one_epoch(eng: Engine, progress: Progress, out: Path | None, stop_flag: dict,
@@ -172,6 +190,7 @@ def train_one_epoch(eng: Engine, progress: Progress, out: Path | None, stop_flag
     st = progress.in_epoch or {"loader_rng": eng.loader_gen.get_state(), "batch": 0,
                                "loss_sum": 0.0, "correct": 0, "seen": 0, "time_s": 0.0}
     progress.in_epoch = None
+    st = eng.dist.start_sums(st)
     eng.loader_gen.set_state(st["loader_rng"])  # replay this epoch's permutation on resume
     loss_sum = torch.tensor(st["loss_sum"], dtype=torch.float64, device=eng.rt.device)
     correct = torch.tensor(st["correct"], dtype=torch.int64, device=eng.rt.device)
@@ -180,6 +199,7 @@ def train_one_epoch(eng: Engine, progress: Progress, out: Path | None, stop_flag
     bar = _progress_bar(len(eng.loader) * bs, start_batch * bs, progress.epoch + 1, show_bar)
     if hasattr(model, "epoch_start"):
         model.epoch_start(progress.epoch)
+        eng.step_model = eng.dist.rewrap(model, eng.step_model)
     check_every = cfg.train.finite_check_every
     bad = torch.zeros((), dtype=torch.bool, device=eng.rt.device)  # a non-finite loss since the last check
     for i, (idx, xb, yb) in enumerate(eng.loader.with_indices()):
@@ -189,15 +209,17 @@ def train_one_epoch(eng: Engine, progress: Progress, out: Path | None, stop_flag
         inputs = eng.augment(xb, idx, progress.epoch)
         if eng.board is not None and i == start_batch:  # once per epoch, no host sync
             eng.board.keep_batch(inputs)
-        loss, logits, stepped = train_step(eng.step_model or model, inputs, yb,
-                                           opt, eng.rt, cfg.optim, check_finite=check_every == 1)
+        inputs, yb = eng.dist.shard(inputs), eng.dist.shard(yb)  # torchrun: this rank's rows
+        step_model = model if eng.step_model is None else eng.step_model  # `or` would call len() on it
+        loss, logits, stepped = train_step(step_model, inputs, yb, opt, eng.rt, cfg.optim,
+                                           check_finite=check_every == 1, all_finite=eng.dist.all_finite)
         if not stepped:
             _handle_nonfinite(cfg, progress, i)
             continue
         progress.step += 1
         if check_every > 1:  # no host sync per step: a flag on the device, read every N steps
             bad |= ~torch.isfinite(loss)
-            if progress.step % check_every == 0 and bad:
+            if progress.step % check_every == 0 and eng.dist.any(bad):
                 _handle_nonfinite(cfg, progress, i)
         if eng.lookahead is not None:
             eng.lookahead.step(progress.step)
@@ -207,43 +229,49 @@ def train_one_epoch(eng: Engine, progress: Progress, out: Path | None, stop_flag
         if bar is not None:
             bar.update(len(yb))
         every = cfg.train.checkpoint_every_steps
-        if stop_flag["signal"] or (every and progress.step % every == 0 and out is not None):
-            if check_every > 1 and bad:  # never save weights a non-finite step may have touched
+        stop = eng.dist.stop_requested(stop_flag, progress.step)
+        if stop or (every and progress.step % every == 0 and out is not None):
+            if check_every > 1 and eng.dist.any(bad):  # never save weights a non-finite step may have touched
                 _handle_nonfinite(cfg, progress, i)
             progress.in_epoch = {"loader_rng": st["loader_rng"], "batch": i + 1,
                                  "loss_sum": loss_sum.item(), "correct": int(correct.item()),
                                  "seen": seen, "time_s": time.perf_counter() - t0}
             if out is not None:
-                save_checkpoint(out / "last.pt", eng.checkpoint_state(progress))
+                eng.save_last(out, progress)
             progress.in_epoch = None
-            if stop_flag["signal"]:
+            if stop:
                 if bar is not None:
                     bar.close()
-                where = f"resume with: cifarlab train --resume {out}" if out else "no --out: not saved"
+                where = f"resume with: {eng.dist.resume_command(out)}" if out else "no --out: not saved"
                 raise Interrupted(f"{stop_flag['signal']} received: stopped after step {progress.step} "
                                   f"(epoch {progress.epoch + 1}, batch {i + 1}); {where}")
     if bar is not None:
         bar.close()
-    if check_every > 1 and bad:  # before this epoch's weights are validated or saved
+    if check_every > 1 and eng.dist.any(bad):  # before this epoch's weights are validated or saved
         _handle_nonfinite(cfg, progress, len(eng.loader) - 1)
     if eng.lookahead is not None and progress.step >= eng.total_steps:
         eng.lookahead.finish()  # the result is the slow (averaged) weights
+    eng.dist.average_buffers(eng.rank_buffers())
+    eng.dist.check_in_sync(model, progress.epoch + 1)
     if eng.rt.device.type == "cuda":
         torch.cuda.synchronize()
     time_s = time.perf_counter() - t0
+    loss_sum, correct, seen = eng.dist.sum_sums(loss_sum, correct, seen)
     return {"train_loss": loss_sum.item() / max(seen, 1), "train_acc": correct.item() / max(seen, 1) * 100,
             "epoch_time_s": time_s, "images_per_s": seen / max(time_s, 1e-9)}
 
 
 def train_step(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer,
-               rt: Runtime, cfg: OptimConfig, check_finite: bool = True) -> tuple[torch.Tensor, torch.Tensor, bool]:
+               rt: Runtime, cfg: OptimConfig, check_finite: bool = True,
+               all_finite=lambda loss: bool(torch.isfinite(loss))) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """One optimizer step. Returns (loss, logits, stepped); with check_finite (a host sync), a
-    non-finite loss is not stepped; without, the caller checks the loss later."""
+    non-finite loss is not stepped; without, the caller checks the loss later. all_finite: how the
+    check is made (torchrun: the ranks agree, Dist.all_finite)."""
     model.train()  # cheap, and makes "forgot model.train() after validation" impossible
     with rt.autocast():
         logits = model(inputs)
     loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
-    if check_finite and not torch.isfinite(loss):
+    if check_finite and not all_finite(loss):
         return loss, logits, False
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -290,27 +318,36 @@ def train(cfg: Config, out: str | Path | None = None, data_dir=None, resume: boo
     out = Path(out) if out is not None else None
     if resume and out is None:
         raise RunError("resume needs the run folder (out=...)")
-    prepare_out_dir(out, resume, overwrite)
+    dist = distributed.setup()  # torchrun: this process's rank (and the process group); else world 1
+    out = dist.broadcast(out)  # rank 0's folder: it alone writes files and logs
+    dist.on_main(lambda: prepare_out_dir(out, resume, overwrite))
+    quiet = quiet or not dist.is_main
     # CPU first: RNG states must stay CPU tensors; weights and optimizer state move on load
-    resumed = load_checkpoint(out / "last.pt", map_location="cpu") if resume else None
+    resumed = dist.on_main(lambda: load_checkpoint(out / "last.pt", map_location="cpu")) if resume else None
     if resumed is not None:
         cfg = from_dict(resumed["config"], source=str(out / "last.pt"))
-    runtime = pick_device(resume_train_config(cfg, resumed, out)) if resumed else None
+    dist.check_batch(cfg)
+    runtime = pick_device(dist.train_config(resume_train_config(cfg, resumed, out) if resumed else cfg.train))
     t_data = time.perf_counter()
+    dist.local_first(lambda: data_mod.ensure_files(cfg.data.dataset, data_mod.resolve_root(data_dir),
+                                                   cfg.data.download))
     pipe = build(cfg, data_dir, runtime)
     timing = {"data_s": time.perf_counter() - t_data}
     if not pipe.data.verification.startswith("genuine"):
         log(f"warning: {cfg.data.dataset} data is {pipe.data.verification}", quiet)
-    if out is not None:
+    if out is not None and dist.is_main:
         write_text(out / "config.yaml", to_yaml(cfg))
     t_init = time.perf_counter()
-    eng = _engine(pipe)
+    eng = _engine(pipe, dist)
     progress = Progress()
     if resumed is not None:
+        note = dist.check_resume(resumed.get("world_size", 1), cfg, eng.model, out)  # another world size?
         progress = _restore(eng, resumed, out / "last.pt")
-        log(f"resuming {out} after epoch {progress.epoch}, step {progress.step}", quiet)
+        log(f"resuming {out} after epoch {progress.epoch}, step {progress.step}" + (f"; {note}" if note else ""),
+            quiet)
     elif hasattr(eng.model, "data_init"):  # e.g. fastnet's whitening stem, from un-augmented images
         eng.model.data_init(pipe.normalize(pipe.splits.train_x[:DATA_INIT_IMAGES].to(pipe.runtime.device)))
+    eng.step_model = dist.wrap(eng.model)  # torchrun with W > 1: DistributedDataParallel; else None
     timing["init_s"] = time.perf_counter() - t_init
     eng.board = _open_board(eng, out, progress.epoch)
     if cfg.train.compile:
@@ -320,7 +357,7 @@ def train(cfg: Config, out: str | Path | None = None, data_dir=None, resume: boo
     log(f"{cfg.name}: {cfg.model.name} ({n_params:,} params) on {cfg.data.dataset} "
         f"[{len(sp.train_y)} train / {len(sp.val_y)} val / {len(sp.test_y)} test] | "
         f"{rt.hardware}, {rt.precision}", quiet)
-    show_bar = (not quiet) if progress_bar is None else progress_bar
+    show_bar = ((not quiet) if progress_bar is None else progress_bar) and dist.is_main
 
     patience = cfg.train.early_stop_patience
     status = "completed"
@@ -339,8 +376,9 @@ def train(cfg: Config, out: str | Path | None = None, data_dir=None, resume: boo
                 progress.epoch = epoch
                 progress.history.append(rec)
                 if out is not None:
-                    save_checkpoint(out / "last.pt", eng.checkpoint_state(progress))
-                    write_metrics(out / "metrics.jsonl", progress.history)
+                    eng.save_last(out, progress)
+                    if dist.is_main:
+                        write_metrics(out / "metrics.jsonl", progress.history)
                 if eng.board is not None:
                     eng.board.epoch(rec)
                 log(epoch_line(rec, cfg.train.epochs), quiet)
@@ -350,14 +388,17 @@ def train(cfg: Config, out: str | Path | None = None, data_dir=None, resume: boo
                     break
         except NonFiniteLoss as e:
             status = f"stopped: {e}"
-            if out is not None:
+            if out is not None and dist.is_main:
                 write_json(out / "summary.json", {"status": status, "epochs_run": progress.epoch,
                                                   "skipped_steps": progress.skipped_steps})
             raise
     total_s = time.perf_counter() - t_start
-    summary = _finish(eng, progress, out, status, total_s, n_params, quiet, timing)
+    # rank 0 evaluates the test split once and writes; every rank gets its summary and selected weights
+    summary = dist.on_main(lambda: _finish(eng, progress, out, status, total_s, n_params, quiet, timing))
+    dist.share_weights(eng.model)
     if eng.board is not None:
         eng.board.close(summary)
+    distributed.teardown(dist)
     return RunResult(summary, progress.history, eng.model, out)
 
 
@@ -375,8 +416,10 @@ def resume_train_config(cfg: Config, state: dict, out: Path):
     return replace(cfg.train, device=wanted if wanted != "auto" else saved)
 
 
-def _engine(pipe: Pipeline) -> Engine:
+def _engine(pipe: Pipeline, dist: Dist) -> Engine:
     cfg, rt = pipe.cfg, pipe.runtime
+    pipe.model = dist.prepare_model(pipe.model, cfg.train)  # torchrun + train.sync_bn: global-batch BN
+    dist.seed_ranks(cfg.train.seed)  # torchrun: one global generator per rank (dropout)
     loader_gen = torch.Generator().manual_seed(cfg.train.seed)
     aug_gen = torch.Generator(device=rt.device).manual_seed(cfg.train.seed + 1)
     loader = pipe.train_loader(loader_gen)
@@ -385,12 +428,13 @@ def _engine(pipe: Pipeline) -> Engine:
                  if cfg.optim.lookahead_every else None)
     return Engine(cfg, rt, pipe.model, build_optimizer(pipe.model, cfg.optim, cfg.train.batch_size), loader,
                   pipe.augmenter(aug_gen), loader_gen, aug_gen, total_steps=total, pipe=pipe,
-                  lr_unit=torch_lr_wd(cfg.optim, cfg.train.batch_size)[0] / cfg.optim.lr, lookahead=lookahead)
+                  lr_unit=torch_lr_wd(cfg.optim, cfg.train.batch_size)[0] / cfg.optim.lr, lookahead=lookahead,
+                  dist=dist)
 
 
 def _open_board(eng: Engine, out: Path | None, start_epoch: int):
     """The run's TensorBoard writer (log.tensorboard), else None; the one place it is created."""
-    if not eng.cfg.log.tensorboard:
+    if not eng.cfg.log.tensorboard or not eng.dist.is_main:
         return None
     from .tblog import Board
 
@@ -403,9 +447,10 @@ def _compile(eng: Engine) -> float:
     """torch.compile the train step's model and warm it up on a random batch; the model's weights,
     BN statistics and the RNG states are restored afterwards. Returns the warm-up seconds."""
     t0 = time.perf_counter()
-    eng.step_model = torch.compile(eng.model)
+    eng.step_model = torch.compile(eng.model if eng.step_model is None else eng.step_model)
     saved, rng = copy.deepcopy(eng.model.state_dict()), torch.get_rng_state()
-    x = torch.randint(0, 256, (eng.loader.batch_size, 3, 32, 32), dtype=torch.uint8, device=eng.rt.device)
+    x = torch.randint(0, 256, (eng.loader.batch_size // eng.dist.world, 3, 32, 32), dtype=torch.uint8,
+                      device=eng.rt.device)  # one rank's rows under torchrun
     eng.step_model.train()
     with eng.rt.autocast():
         eng.step_model(eng.pipe.normalize(x)).float().sum().backward()
@@ -422,8 +467,9 @@ def _validate_and_select(eng: Engine, progress: Progress, rec: dict, out: Path |
     in memory, and in best.pt when the run has a folder."""
     splits = eng.pipe.splits
     if len(splits.val_y):
-        m = evaluate(eng.model, splits.val_x, splits.val_y, eng.pipe.normalize, eng.rt,
-                     eng.cfg.train.eval_batch_size, tta=eng.cfg.train.tta, confusion=eng.board is not None)
+        # torchrun: each rank a shard, sums all-reduced (the same numbers and decisions on every rank)
+        m = eng.dist.evaluate(eng.model, splits.val_x, splits.val_y, eng.pipe.normalize, eng.rt,
+                              eng.cfg.train.eval_batch_size, tta=eng.cfg.train.tta, confusion=eng.cfg.log.tensorboard)
         if eng.board is not None:
             eng.board.keep_confusion(m.confusion)
         rec.update(val_loss=m.loss, val_acc=m.top1, val_top5=m.top5)
@@ -434,7 +480,7 @@ def _validate_and_select(eng: Engine, progress: Progress, rec: dict, out: Path |
     if score > progress.best_val:
         progress.best_val, progress.best_epoch, progress.bad_epochs = score, rec["epoch"], 0
         eng.best_weights = copy.deepcopy(eng.model.state_dict())
-        if out is not None:
+        if out is not None and eng.dist.is_main:
             save_checkpoint(out / "best.pt", {"config": eng.cfg.to_dict(), "num_classes": eng.pipe.num_classes,
                                               "model": eng.best_weights, "epoch": rec["epoch"]})
     else:
@@ -446,8 +492,10 @@ def _restore(eng: Engine, state: dict, path: Path) -> Progress:
     eng.optimizer.load_state_dict(state["optimizer"])
     if eng.lookahead is not None:
         eng.lookahead.load_state_dict(state["lookahead"])
-    set_rng_state(state["rng"], eng.loader_gen, eng.aug_gen)
-    return Progress(**state["progress"])
+    set_rng_state(state["rng"], eng.loader_gen, eng.aug_gen, all_cuda=eng.dist.world == 1)
+    progress = Progress(**state["progress"])
+    eng.dist.restore_ranks(state, eng.rank_buffers(), eng.cfg.train.seed, progress.step)  # torchrun
+    return progress
 
 
 def _select_weights(eng: Engine, progress: Progress, out: Path | None) -> dict | None:
@@ -484,7 +532,7 @@ def _finish(eng: Engine, progress: Progress, out, status, total_s, n_params, qui
                **epoch_summary(progress.history, progress.best_epoch),
                "test_acc": test.top1, "test_top5": test.top5, "test_loss": test.loss, "test_n": test.n,
                "test_acc_no_tta": plain.top1, "eval_precision": rt_eval.precision, "tta": cfg.train.tta,
-               "device": eng.rt.device.type,
+               "device": eng.rt.device.type, **eng.dist.summary(),
                "params": n_params, **_timing(progress.history, total_s), "skipped_steps": progress.skipped_steps,
                "data_verification": pipe.data.verification, "n_train": len(pipe.splits.train_y),
                "n_val": len(pipe.splits.val_y), **env_info(eng.rt.hardware, eng.rt.precision),
