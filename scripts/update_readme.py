@@ -174,10 +174,25 @@ def published_fast_block() -> str:
                               "reproduce (CI runs this)", "retrain", "size"], rows))
 
 
+def tuning_command(rec: dict) -> str:
+    """The `cifarlab train` command that rebuilds a tuning run's config under today's presets (its stored
+    flat config diffed against the preset; the config hash is checked, so a stale command cannot render)."""
+    import dataclasses
+
+    from cifarlab.config import load_preset, make_config
+
+    now = {f"{sec}.{k}": v for sec, d in dataclasses.asdict(load_preset(rec["preset"])).items()
+           if isinstance(d, dict) for k, v in d.items()}
+    sets = [f"{k}={rec['config'][k]}" for k, v in now.items() if k in rec["config"] and rec["config"][k] != v]
+    if make_config(rec["preset"], sets).hash() != rec["config_hash"]:
+        raise SystemExit(f"tuning.jsonl: no command under today's {rec['preset']} preset rebuilds {rec['config_hash']}")
+    return f"cifarlab train --preset {rec['preset']} " + " ".join(f"--set {x}" for x in sets)
+
+
 def tuning_block() -> str:
     """The validation runs that chose the time-to-accuracy presets' settings (benchmarks/results/tuning.jsonl)."""
     recs = read_jsonl(ROOT / "benchmarks/results/tuning.jsonl")
-    rows = [[r["question"], f"`{r['command']}`", f"{r['val_acc_last']:.2f}", f"{r['train_s']:.0f}",
+    rows = [[r["question"], f"`{tuning_command(r)}`", f"{r['val_acc_last']:.2f}", f"{r['train_s']:.0f}",
              f"{r['hardware']}, torch {r['torch']}, {r['date'][:10]}"] for r in recs]
     return markdown_table(["question", "command (seed 0)", "val % (TTA)", "train s", "machine"], rows)
 

@@ -254,3 +254,21 @@ def test_muon_state_round_trips_and_is_refused_off_fastnet():
         fresh.load_state_dict(build_optimizer(model, OptimConfig(name="sgd"), 16).state_dict())
     with pytest.raises(ConfigError, match="optim.muon_lr"):
         make_config(None, {"model.name": "cnn", "optim.muon_lr": 0.1})
+
+
+def test_compile_warmup_leaves_the_run_unchanged(synthetic_root, monkeypatch):
+    """train.compile warms the compiled model up on a random batch, then restores weights, BN statistics
+    and RNG: with dynamo's "eager" backend (the same plumbing without minutes of C++ builds on a CPU)
+    the run must end on exactly the weights of an uncompiled run."""
+    import functools
+
+    from cifarlab.train import train
+
+    cfg = {**FAST, "data.dataset": "cifar10", "data.val_size": 0, "train.epochs": 1, "train.tta": 0}
+    plain = train(make_config(None, cfg), data_dir=synthetic_root, quiet=True)
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))
+    compiled = train(make_config(None, {**cfg, "train.compile": True}), data_dir=synthetic_root, quiet=True)
+    assert compiled.summary["timing"]["compile_s"] > 0
+    assert plain.summary["timing"].get("compile_s", 0) == 0
+    for (name, a), b in zip(plain.model.state_dict().items(), compiled.model.state_dict().values()):
+        assert torch.equal(a, b), name
