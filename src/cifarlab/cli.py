@@ -236,7 +236,6 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--set", action="append", default=[])
     dr.add_argument("--data-dir")
     dr.set_defaults(func=_cmd_doctor)
-
     _add_use_parsers(sub)
     return p
 
