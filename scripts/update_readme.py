@@ -133,6 +133,7 @@ def time_to_accuracy_block() -> str:
     for p in peers:
         rows.append([p["dataset"], p["label"] + " (" + ("peer" if p["kind"] == "peer" else "reference") + ")",
                      "", f"{p['test_acc']:.1f}", "", f"{p['time_s']:.1f}", "", "", "", p["hardware"], "", p["how"][:60] + "…"])
+    rows += side_by_side_rows()
     figs = []
     for device in ("cpu", "gpu"):
         pts = [{"label": g["preset"], "time_s": g["clock"][0], "acc": g["acc"][0], "time_sd": g["clock"][1],
@@ -153,6 +154,18 @@ def time_to_accuracy_block() -> str:
     return (markdown_table(["data", "recipe", "epochs", "test % (TTA)", "test % (no TTA)", "clock s", "train s",
                             "wall s", "n", "hardware", "other CPU use", "date, commit"], rows)
             + "\n\n" + " ".join(figs) + "\n\n" + published_fast_block())
+
+
+def side_by_side_rows() -> list[list]:
+    """Peer runs measured here with the peer's own package (benchmarks/airbench_side_by_side.py), mean ± std
+    over runs per (peer, hardware), as rows of the time-to-accuracy table."""
+    path = ROOT / "benchmarks/results/airbench_side_by_side.jsonl"
+    groups: dict[tuple, list[dict]] = {}
+    for r in read_jsonl(path) if path.is_file() else []:
+        groups.setdefault((r["peer"], r["hardware"], r["dataset"]), []).append(r)
+    return [[ds, f"{peer} (peer, its own package, side by side)", "", fmt_ms([r["test_acc"] for r in recs]), "",
+             fmt_ms([r["clock_s"] for r in recs], 2), "", "", len(recs), f"{hw}, torch {recs[-1]['torch']}", "",
+             f"{recs[-1]['date'][:10]} {recs[-1]['git_commit']}"] for (peer, hw, ds), recs in groups.items()]
 
 
 def published_fast_block() -> str:
