@@ -291,3 +291,24 @@ def test_gpu_presets_train_on_the_cpu_at_small_scale(preset, data_root, monkeypa
     chance = 100 / (10 if cfg.data.dataset == "cifar10" else 100)
     assert s["status"] == "completed" and s["epochs_run"] == 2 and s["timing"]["compile_s"] > 0, s
     assert s["test_acc"] > 2.5 * chance, s
+def test_compile_mode_reaches_torch_compile_and_needs_compile(synthetic_root, monkeypatch):
+    """train.compile_mode (reduce-overhead = CUDA graphs of the step on a GPU) is handed to torch.compile;
+    without train.compile it is a config error naming the key."""
+    from cifarlab.train import train
+
+    seen, real = [], torch.compile
+
+    def recording_compile(model, **kw):
+        seen.append(kw.get("mode", "default"))
+        return real(model, backend="eager")  # same plumbing on a CPU, no C++ build
+
+    monkeypatch.setattr(torch, "compile", recording_compile)
+    cfg = {**FAST, "data.dataset": "cifar10", "data.val_size": 0, "train.epochs": 1, "train.tta": 0,
+           "train.compile": True}
+    train(make_config(None, {**cfg, "train.compile_mode": "reduce-overhead"}), data_dir=synthetic_root, quiet=True)
+    train(make_config(None, cfg), data_dir=synthetic_root, quiet=True)
+    assert seen == ["reduce-overhead", "default"]
+    with pytest.raises(ConfigError, match="train.compile_mode.*train.compile=true"):
+        make_config(None, {"train.compile_mode": "reduce-overhead"})
+    with pytest.raises(ConfigError, match="train.compile_mode"):
+        make_config(None, {"train.compile": True, "train.compile_mode": "fast"})

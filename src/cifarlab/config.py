@@ -103,6 +103,8 @@ class TrainConfig:
     #                              a bad loss found late rolls back to the last checked state
     tta: int = 0  # test-time augmentation at evaluation: 0 none | 1 mirror | 2 mirror + 1-px translates
     compile: bool = False  # torch.compile the model (GPU; measured slower on the 2-core CPU)
+    compile_mode: str = "default"  # with compile: torch.compile's mode; reduce-overhead replays the
+    #                                train step's kernels as CUDA graphs (GPU), max-autotune also tunes them
     eval_precision: str = "fp32"  # final test evaluation: fp32 (reproducible anywhere) | train (the
     #                               training precision: bf16 autocast where used; what speed records time)
     sync_bn: bool = False  # torchrun with N > 1 processes: BatchNorm statistics over the global batch (all
@@ -159,7 +161,7 @@ LATER_KEYS = {"augment.interpolation": "bilinear", "augment.jitter_order": "fixe
               "optim.lookahead_every": 0, "optim.lookahead_decay": 0.7738, "train.finite_check_every": 1,
               "train.tta": 0, "train.compile": False,
               "train.eval_precision": "fp32", "optim.muon_lr": 0.0, "optim.muon_momentum": 0.6,
-              "train.sync_bn": False}
+              "train.sync_bn": False, "train.compile_mode": "default"}
 
 # Until issue 10 the MLP read model.dropout=0 as 0.3 (`dropout or 0.3`). Runs of that era stored 0.0 and
 # trained with 0.3: an MLP with 0.3 hashes as 0.0 did, and a true 0 gets a marker so it differs from them.
@@ -184,6 +186,7 @@ CHOICES = {
     "augment.flip_mode": ("random", "alternate"),
     "train.tta": (0, 1, 2),
     "train.eval_precision": ("fp32", "train"),
+    "train.compile_mode": ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
     "optim.name": ("adam", "adamw", "sgd"),
     "optim.schedule": ("constant", "cosine", "onecycle"),
     "train.precision": ("auto", "bf16", "fp32"),
@@ -324,6 +327,9 @@ def _validate_fast_keys(cfg: Config) -> None:
         if key not in reads and getattr(cfg.model, key) != getattr(default, key):
             raise ConfigError(f"config key 'model.{key}': model {cfg.model.name!r} does not read it "
                               "(fastnet only); remove the key or use model.name=fastnet")
+    if cfg.train.compile_mode != "default" and not cfg.train.compile:
+        raise ConfigError(f"config key 'train.compile_mode': {cfg.train.compile_mode!r} needs train.compile=true "
+                          "(the mode is torch.compile's); set both or remove the mode")
     if cfg.optim.per_1024 and cfg.optim.name != "sgd":
         raise ConfigError("config key 'optim.per_1024': only for optim.name=sgd (the per-1,024-example "
                           f"units assume SGD with momentum); got optim.name={cfg.optim.name!r}")

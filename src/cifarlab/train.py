@@ -444,10 +444,13 @@ def _open_board(eng: Engine, out: Path | None, start_epoch: int):
 
 
 def _compile(eng: Engine) -> float:
-    """torch.compile the train step's model and warm it up on a random batch; the model's weights,
-    BN statistics and the RNG states are restored afterwards. Returns the warm-up seconds."""
+    """torch.compile the train step's model (in train.compile_mode) and warm it up on a random batch;
+    the model's weights, BN statistics and the RNG states are restored afterwards (in place: CUDA graphs
+    keep pointing at the same storage). Returns the warm-up seconds."""
     t0 = time.perf_counter()
-    eng.step_model = torch.compile(eng.model if eng.step_model is None else eng.step_model)
+    mode = eng.cfg.train.compile_mode
+    eng.step_model = torch.compile(eng.model if eng.step_model is None else eng.step_model,
+                                   **({} if mode == "default" else {"mode": mode}))
     saved, rng = copy.deepcopy(eng.model.state_dict()), torch.get_rng_state()
     x = torch.randint(0, 256, (eng.loader.batch_size // eng.dist.world, 3, 32, 32), dtype=torch.uint8,
                       device=eng.rt.device)  # one rank's rows under torchrun
