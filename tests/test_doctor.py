@@ -256,3 +256,19 @@ def test_doctor_cli_on_presets_and_script(tmp_path, capsys, data_root):
         "    return p\n")
     assert main(["doctor", "--script", str(script)]) == 1
     assert "[loss-output-mismatch]" in capsys.readouterr().out
+
+
+def test_optimizer_params_sees_stale_copies_partial_sets_and_storage_views(slices):
+    """optimizer-params: an optimizer built on a copy of the model is an error, one missing some tensors a
+    warning, and one holding 2-D views of the conv filters' storage (as Muon does) is fine."""
+    p = pipeline(slices, model="cnn")
+    net = p["model"]
+    stale = dict(p, optimizer=torch.optim.Adam(copy.deepcopy(net).parameters(), lr=1e-3))
+    assert diagnose(**stale, checks=["optimizer-params"]).codes("error") == {"optimizer-params"}
+    params = list(net.parameters())
+    partial = dict(p, optimizer=torch.optim.Adam(params[1:], lr=1e-3))
+    assert diagnose(**partial, checks=["optimizer-params"]).codes("warning") == {"optimizer-params"}
+    assert any(q.dim() == 4 for q in params)
+    views = [q.detach().view(q.shape[0], -1) if q.dim() == 4 else q for q in params]  # same storage
+    viewed = dict(p, optimizer=torch.optim.SGD(views, lr=0.1))
+    assert not diagnose(**viewed, checks=["optimizer-params"]).findings

@@ -19,11 +19,10 @@ def check_optimizer_params(ctx: Context) -> list[Finding]:
     """The optimizer must hold the model's trainable parameters (the same tensors, not older copies). A
     tensor the optimizer holds as a view of a parameter's storage counts (e.g. Muon on conv filters seen as
     matrices)."""
-    tensors = [p for g in ctx.optimizer.param_groups for p in g["params"]]
-    held, storages = {id(p) for p in tensors}, {p.untyped_storage().data_ptr() for p in tensors}
+    held = {p.untyped_storage().data_ptr() for g in ctx.optimizer.param_groups for p in g["params"]}
     trainable = [n for n, p in ctx.model.named_parameters() if p.requires_grad]
     missing = [n for n, p in ctx.model.named_parameters()
-               if p.requires_grad and id(p) not in held and p.untyped_storage().data_ptr() not in storages]
+               if p.requires_grad and p.untyped_storage().data_ptr() not in held]
     if trainable and len(missing) == len(trainable):
         ctx.cache["foreign_optimizer"] = True
         return [found("optimizer-params", "error", "the optimizer holds none of the model's parameters: it was "
