@@ -31,7 +31,7 @@ def bare_step_rate(cfg, steps: int = 60, warmup: int = 10) -> float:
     torch.manual_seed(0)
     classes = SPECS[cfg.data.dataset].num_classes
     model = new_model(cfg, classes).to(rt.device, memory_format=rt.memory_format).train()
-    opt = build_optimizer(model, cfg.optim, cfg.train.batch_size)  # the run's optimizer, same cost
+    opt = build_optimizer(model, cfg.optim, cfg.train.batch_size, rt.ns_dtype)  # the run's optimizer, same cost
     bs = cfg.train.batch_size
     x = torch.randn(bs, 3, 32, 32, device=rt.device).contiguous(memory_format=rt.memory_format)
     y = torch.randint(0, classes, (bs,), device=rt.device)
@@ -62,12 +62,13 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--preset", default="c100-cnn-aug")
     p.add_argument("--images", type=int, default=12800, help="training images in the timed epoch")
+    p.add_argument("--bare-steps", type=int, default=60, help="timed steps of the bare step (after 10 warm-up)")
     p.add_argument("--set", action="append", default=[])
     p.add_argument("--out", default="benchmarks/results/speed.jsonl")
     a = p.parse_args()
     cfg = make_config(a.preset, [f"data.train_subset={a.images}", "data.val_size=0", "train.epochs=2",
                                  *a.set])
-    bare = bare_step_rate(cfg)
+    bare = bare_step_rate(cfg, steps=a.bare_steps, warmup=min(10, a.bare_steps))
     run = train(cfg, quiet=True)
     loop = run.history[-1]["images_per_s"]  # second epoch: warm caches, no first-call overheads
     rt = pick_device(cfg.train)

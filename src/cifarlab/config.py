@@ -107,6 +107,8 @@ class TrainConfig:
     #                                train step's kernels as CUDA graphs (GPU), max-autotune also tunes them
     eval_precision: str = "fp32"  # final test evaluation: fp32 (reproducible anywhere) | train (the
     #                               training precision: bf16 autocast where used; what speed records time)
+    max_steps: int = 0  # optimizer steps of the whole run when > 0 (fewer than epochs x steps per epoch: the
+    #                     last epoch ends early; the schedule spans max_steps); what a --budget plan sets
     sync_bn: bool = False  # torchrun with N > 1 processes: BatchNorm statistics over the global batch (all
     #                        ranks) instead of each rank's batch_size/N images; no effect on a single process
 
@@ -161,7 +163,9 @@ LATER_KEYS = {"augment.interpolation": "bilinear", "augment.jitter_order": "fixe
               "optim.lookahead_every": 0, "optim.lookahead_decay": 0.7738, "train.finite_check_every": 1,
               "train.tta": 0, "train.compile": False,
               "train.eval_precision": "fp32", "optim.muon_lr": 0.0, "optim.muon_momentum": 0.6,
-              "train.sync_bn": False, "train.compile_mode": "default"}
+              "train.sync_bn": False, "train.compile_mode": "default",
+              # issue 17 (--budget)
+              "train.max_steps": 0}
 
 # Until issue 10 the MLP read model.dropout=0 as 0.3 (`dropout or 0.3`). Runs of that era stored 0.0 and
 # trained with 0.3: an MLP with 0.3 hashes as 0.0 did, and a true 0 gets a marker so it differs from them.
@@ -232,6 +236,7 @@ RANGES = {
     "train.early_stop_patience": (lambda v: v >= 0, ">= 0 (0 = off)"),
     "train.checkpoint_every_steps": (lambda v: v >= 0, ">= 0 (0 = off)"),
     "train.max_skipped_steps": (lambda v: v >= 1, ">= 1"),
+    "train.max_steps": (lambda v: v >= 0, ">= 0 (0 = epochs x steps per epoch)"),
 }
 
 

@@ -426,7 +426,7 @@ def _engine(pipe: Pipeline, dist: Dist) -> Engine:
     total = cfg.train.epochs * len(loader)
     lookahead = (Lookahead(pipe.model, cfg.optim.lookahead_every, cfg.optim.lookahead_decay, total)
                  if cfg.optim.lookahead_every else None)
-    return Engine(cfg, rt, pipe.model, build_optimizer(pipe.model, cfg.optim, cfg.train.batch_size), loader,
+    return Engine(cfg, rt, pipe.model, build_optimizer(pipe.model, cfg.optim, cfg.train.batch_size, rt.ns_dtype), loader,
                   pipe.augmenter(aug_gen), loader_gen, aug_gen, total_steps=total, pipe=pipe,
                   lr_unit=torch_lr_wd(cfg.optim, cfg.train.batch_size)[0] / cfg.optim.lr, lookahead=lookahead,
                   dist=dist)
