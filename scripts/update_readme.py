@@ -51,7 +51,7 @@ def study_block(name: str = "cifar100") -> str:
                             "time / run"], rows)
             + f"\n\n{', '.join(hw)}, seeds per experiment: {', '.join(map(str, seeds))} (mean ± std), "
               f"torch {exps[0]['torch']}, run {min(e['date'] for e in exps)[:10]}; full table, observations "
-              f"and figures in [studies/{name}/study.md](studies/{name}/study.md).")
+              f"and figures in [studies/{name}/study.md](../studies/{name}/study.md).")
 
 
 def checkpoint_block() -> str:

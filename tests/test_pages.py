@@ -34,3 +34,10 @@ def test_peer_points_are_published_with_a_source():
 
 def test_readme_is_a_short_page():
     assert len((ROOT / "README.md").read_bytes()) <= 10 * 1024
+
+
+def test_relative_links_resolve():
+    for page in [*PAGES, "docs/usage.md", "docs/distributed.md"]:
+        path = ROOT / page
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", path.read_text()):
+            assert (path.parent / target).exists(), (page, target)
