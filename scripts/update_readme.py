@@ -163,8 +163,8 @@ def best_block() -> str:
 
 
 def time_to_accuracy_block() -> str:
-    """Every benchmarked recipe, one table per hardware class, the published peer points, one figure per
-    hardware class (bench records only: one machine and one clock per figure)."""
+    """Every benchmarked recipe in one table per hardware class (with the peer runs measured side by side
+    there), and one CIFAR-100 figure per class: current recipes only, one machine and one clock each."""
     from cifarlab.viz import plot_time_to_accuracy
 
     parts, extra = [], []
@@ -188,13 +188,20 @@ def time_to_accuracy_block() -> str:
             pts = [{"label": g["preset"], "time_s": g["clock"][0], "acc": g["acc"][0], "time_sd": g["clock"][1],
                     "acc_sd": g["acc"][1], "kind": "cifarlab"} for g in gs
                    if g["recs"][0]["dataset"] == "cifar100" and _current_recipe(g["preset"]) == g["hash"]]
-            path = ROOT / f"benchmarks/results/time_to_accuracy_{device}.png"
+            path = ROOT / f"benchmarks/results/{_figure_name(gs)}"
             plot_time_to_accuracy(pts, path, f"CIFAR-100, {gs[0]['recs'][-1]['hardware']} (TTA on)", TARGETS[device])
         if any(g["recs"][0]["dataset"] == "cifar100" for g in gs):
-            fig = (f"\n\n![CIFAR-100 time to accuracy, {cls}](../benchmarks/results/time_to_accuracy_{gs[0]['device']}.png)"
+            fig = (f"\n\n![CIFAR-100 time to accuracy, {cls}](../benchmarks/results/{_figure_name(gs)})"
                    " (current recipes only; grey corners: the targets)")
         parts.append(f"### {cls}, torch {gs[0]['recs'][-1]['torch']}\n\n" + markdown_table(TTA_COLUMNS, rows) + fig)
     return "\n\n".join(parts + extra)
+
+
+def _figure_name(gs: list[dict]) -> str:
+    """One figure file per hardware class, named after the machine."""
+    r0 = gs[0]["recs"][-1]
+    slug = re.sub(r"[^a-z0-9]+", "-", r0["hardware"].lower().replace("(r)", "")).strip("-")
+    return f"time_to_accuracy_{gs[0]['device']}_{slug}.png"
 
 
 TTA_COLUMNS = ["data", "recipe", "epochs", "test % with TTA", "without TTA", "time s", "wall s",
