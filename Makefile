@@ -41,7 +41,8 @@ bench: data
 clean:
 	rm -rf $(VENV) .data runs
 
-# Regenerate README's number blocks from results/, benchmarks/results/, studies/ and checkpoints/.
+# Regenerate the number blocks of README.md and docs/*.md, the preset headers and the figures from results/,
+# benchmarks/results/, studies/ and checkpoints/ (`python scripts/update_readme.py --check` only compares).
 readme: $(BIN)/cifarlab
 	$(BIN)/python scripts/update_readme.py
 	$(BIN)/python -m cifarlab.doctor.docs

@@ -1,13 +1,17 @@
-"""Regenerate the README's number blocks from the committed results files.
+"""Regenerate the number blocks of README.md and docs/*.md, the preset headers and the figures from the
+committed records (results/, benchmarks/results/, studies/, checkpoints/).
 
-    python scripts/update_readme.py        (also run by `make readme`)
+    python scripts/update_readme.py            (also run by `make readme`)
+    python scripts/update_readme.py --check    exit 1 and name the files that are not up to date (writes nothing)
 
-Each block sits between <!-- NAME --> and <!-- /NAME --> markers; nothing between them is typed by hand.
+Each block sits between <!-- NAME --> and <!-- /NAME --> markers and starts with a line naming this command
+and its records; nothing between the markers is typed by hand.
 """
 from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 from cifarlab.viz import fmt_ms, markdown_table, results_table, time_range
@@ -47,7 +51,7 @@ def study_block(name: str = "cifar100") -> str:
                             "time / run"], rows)
             + f"\n\n{', '.join(hw)}, seeds per experiment: {', '.join(map(str, seeds))} (mean ± std), "
               f"torch {exps[0]['torch']}, run {min(e['date'] for e in exps)[:10]}; full table, observations "
-              f"and figures in [studies/{name}/study.md](studies/{name}/study.md).")
+              f"and figures in [studies/{name}/study.md](../studies/{name}/study.md).")
 
 
 def checkpoint_block() -> str:
@@ -113,78 +117,160 @@ def _current_recipe(preset: str) -> str | None:
     return bench_config(load_preset(preset), 0).hash() if (PRESET_DIR / f"{preset}.yaml").is_file() else None
 
 
-def time_to_accuracy_block() -> str:
-    """Table of every benchmarked preset + peers, and one accuracy-vs-time figure per device."""
-    from cifarlab.viz import mean_std, plot_time_to_accuracy
+def hardware_class(rec: dict) -> str:
+    """The hardware class a record was measured on: device kind, the recorded machine name and precision.
+    On a CPU, bf16 is what `train.precision=auto` picks only where the CPU has native bf16 (AVX512-BF16 or
+    AMX, runtime.cpu_supports_bf16); elsewhere a CPU trains in fp32 and these times do not carry over."""
+    if rec["device"] == "cuda":
+        return f"GPU: {rec['hardware']}"
+    native = " (native bf16: AVX512-BF16 or AMX)" if rec["precision"] == "bf16" else ""
+    return f"CPU: {rec['hardware']}, {rec['precision']}{native}"
 
-    groups = _tta_groups()
-    rows = []
+
+def _by_class(groups: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
     for g in groups:
-        r0 = g["recs"][-1]
-        other = [r["other_cpu_frac"] for r in g["recs"] if r.get("other_cpu_frac") is not None]
-        current = _current_recipe(g["preset"]) == g["hash"]
-        name = f"`{g['preset']}` ({g['hash'][:6]})" + ("" if current else ", an earlier recipe")
-        rows.append([r0["dataset"], name, r0["epochs"], fmt_ms([r["test_acc"] for r in g["recs"]]),
-                     fmt_ms([r["test_acc_no_tta"] for r in g["recs"]]), fmt_ms([r["clock_s"] for r in g["recs"]], 1),
-                     fmt_ms([r["train_s"] for r in g["recs"]], 1), fmt_ms([r["wall_s"] for r in g["recs"]], 1),
-                     len(g["recs"]), f"{g['hardware']}, {r0['precision']}, torch {r0['torch']}",
-                     f"{max(other):.0%}" if other else "?", f"{r0['date'][:10]} {r0['git_commit']}"])
-    peers = json.loads((ROOT / "benchmarks/results/peers.json").read_text())["points"]
-    for p in peers:
-        rows.append([p["dataset"], p["label"] + " (" + ("peer" if p["kind"] == "peer" else "reference") + ")",
-                     "", f"{p['test_acc']:.1f}", "", f"{p['time_s']:.1f}", "", "", "", p["hardware"], "", p["how"][:60] + "…"])
-    rows += side_by_side_rows()
-    figs = []
-    for device in ("cpu", "gpu"):
-        pts = [{"label": g["preset"], "time_s": g["clock"][0], "acc": g["acc"][0], "time_sd": g["clock"][1],
-                "acc_sd": g["acc"][1], "kind": "cifarlab"} for g in groups
-               if g["device"] == device and g["recs"][0]["dataset"] == "cifar100"
-               and _current_recipe(g["preset"]) == g["hash"]]  # the table keeps earlier recipes too
-        if device == "cpu":  # cifarlab's replay of the seed recipe (its own results file)
-            seed = read_jsonl(ROOT / "results/c100-cnn-aug.jsonl") if (ROOT / "results/c100-cnn-aug.jsonl").is_file() else []
-            if seed:
-                acc, t = mean_std([r["test_acc"] for r in seed]), mean_std([r["total_time_s"] for r in seed])
-                pts.append({"label": "c100-cnn-aug (seed recipe)", "time_s": t[0], "acc": acc[0], "time_sd": t[1],
-                            "acc_sd": acc[1], "kind": "seed"})
-        pts += [{"label": p["label"], "time_s": p["time_s"], "acc": p["test_acc"], "kind": p["kind"]}
-                for p in peers if p["device"] == device and p["dataset"] == "cifar100"]
-        path = ROOT / f"benchmarks/results/time_to_accuracy_{device}.png"
-        plot_time_to_accuracy(pts, path, f"CIFAR-100 time to accuracy, {device.upper()}", TARGETS[device])
-        figs.append(f"![CIFAR-100 on the {device.upper()}]({path.relative_to(ROOT)})")
-    return (markdown_table(["data", "recipe", "epochs", "test % (TTA)", "test % (no TTA)", "clock s", "train s",
-                            "wall s", "n", "hardware", "other CPU use", "date, commit"], rows)
-            + "\n\n" + " ".join(figs) + "\n\n" + published_fast_block())
+        out.setdefault(hardware_class(g["recs"][-1]), []).append(g)
+    return out
 
 
-def side_by_side_rows() -> list[list]:
+def _other_load(g: dict) -> str:
+    other = [r["other_cpu_frac"] for r in g["recs"] if r.get("other_cpu_frac") is not None]
+    if not other:
+        return "not recorded"
+    lo, hi = f"{min(other):.0%}", f"{max(other):.0%}"
+    return lo if lo == hi else f"{lo}–{hi}"
+
+
+def _per_seed(g: dict) -> str:
+    return ", ".join(f"{r['test_acc']:.2f}% / {r['clock_s']:.0f} s" for r in sorted(g["recs"], key=lambda r: r["seed"]))
+
+
+def best_block() -> str:
+    """README's short results table: each preset's current recipe, grouped by hardware class."""
+    groups = [g for g in _tta_groups() if _current_recipe(g["preset"]) == g["hash"]]
+    parts = []
+    for cls, gs in _by_class(groups).items():
+        rows = [[f"`{g['preset']}`", g["recs"][0]["dataset"], fmt_ms([r["test_acc"] for r in g["recs"]]),
+                 fmt_ms([r["test_acc_no_tta"] for r in g["recs"]]), fmt_ms([r["clock_s"] for r in g["recs"]], 0),
+                 len(g["recs"]), _other_load(g)] for g in gs]
+        parts.append(f"**{cls}**, torch {gs[0]['recs'][-1]['torch']}:\n\n" + markdown_table(
+            ["preset", "data", "test top-1 % with TTA", "without TTA", "time s", "seeds", "other CPU load"], rows))
+    return "\n\n".join(parts) + (
+        "\n\nMean ± std over seeds of `cifarlab bench PRESET --seeds 3`; time = training + init + final evaluation. "
+        "Per-seed values, earlier recipes and the published checkpoints: [docs/results.md](docs/results.md); "
+        "how the times were taken: [docs/benchmarking.md](docs/benchmarking.md).")
+
+
+def time_to_accuracy_block() -> str:
+    """Every benchmarked recipe in one table per hardware class (with the peer runs measured side by side
+    there), and one CIFAR-100 figure per class: current recipes only, one machine and one clock each."""
+    from cifarlab.viz import plot_time_to_accuracy
+
+    parts, extra = [], []
+    classes = _by_class(_tta_groups())
+    side = side_by_side_rows()
+    for cls in dict.fromkeys(c for c, _ in side if c not in classes):  # peers measured where no preset was
+        extra.append(f"### {cls}\n\n" + markdown_table(TTA_COLUMNS, [row for c, row in side if c == cls]))
+    for cls, gs in classes.items():
+        rows = []
+        for g in gs:
+            r0 = g["recs"][-1]
+            name = f"`{g['preset']}` ({g['hash'][:6]})" + ("" if _current_recipe(g["preset"]) == g["hash"] else ", an earlier recipe")
+            rows.append([r0["dataset"], name, r0["epochs"], fmt_ms([r["test_acc"] for r in g["recs"]]),
+                         fmt_ms([r["test_acc_no_tta"] for r in g["recs"]]), fmt_ms([r["clock_s"] for r in g["recs"]], 1),
+                         fmt_ms([r["wall_s"] for r in g["recs"]], 1), _per_seed(g), _other_load(g),
+                         f"{r0['date'][:10]} {r0['git_commit']}"])
+        rows += [row for c, row in side if c == cls]
+        fig = ""
+        if WRITE_FIGURES and any(g["recs"][0]["dataset"] == "cifar100" for g in gs):
+            device = gs[0]["device"]
+            pts = [{"label": g["preset"], "time_s": g["clock"][0], "acc": g["acc"][0], "time_sd": g["clock"][1],
+                    "acc_sd": g["acc"][1], "kind": "cifarlab"} for g in gs
+                   if g["recs"][0]["dataset"] == "cifar100" and _current_recipe(g["preset"]) == g["hash"]]
+            path = ROOT / f"benchmarks/results/{_figure_name(gs)}"
+            plot_time_to_accuracy(pts, path, f"CIFAR-100, {gs[0]['recs'][-1]['hardware']} (TTA on)", TARGETS[device])
+        if any(g["recs"][0]["dataset"] == "cifar100" for g in gs):
+            fig = (f"\n\n![CIFAR-100 time to accuracy, {cls}](../benchmarks/results/{_figure_name(gs)})"
+                   " (current recipes only; grey corners: the targets)")
+        parts.append(f"### {cls}, torch {gs[0]['recs'][-1]['torch']}\n\n" + markdown_table(TTA_COLUMNS, rows) + fig)
+    return "\n\n".join(parts + extra)
+
+
+def _figure_name(gs: list[dict]) -> str:
+    """One figure file per hardware class, named after the machine."""
+    r0 = gs[0]["recs"][-1]
+    slug = re.sub(r"[^a-z0-9]+", "-", r0["hardware"].lower().replace("(r)", "")).strip("-")
+    return f"time_to_accuracy_{gs[0]['device']}_{slug}.png"
+
+
+TTA_COLUMNS = ["data", "recipe", "epochs", "test % with TTA", "without TTA", "time s", "wall s",
+               "per seed (test with TTA / time)", "other CPU load", "date, commit"]
+
+
+def peers_block() -> str:
+    """Published peer numbers from benchmarks/results/peers.json: only points with a source; never measured here."""
+    path = ROOT / "benchmarks/results/peers.json"
+    pts = [p for p in json.loads(path.read_text())["points"] if p.get("source_url")] if path.is_file() else []
+    if not pts:
+        return "(no published points)"
+    return markdown_table(["published result (not measured here)", "data", "test top-1 %", "time s", "hardware",
+                           "what the number measures", "source"],
+                          [[p["label"], p["dataset"], f"{p['test_acc']:.2f}", f"{p['time_s']:.2f}", p["hardware"],
+                            p["measures"], f"<{p['source_url']}>"] for p in pts])
+
+
+def side_by_side_rows() -> list[tuple[str, list]]:
     """Peer runs measured here with the peer's own package (benchmarks/airbench_side_by_side.py), mean ± std
-    over runs per (peer, hardware), as rows of the time-to-accuracy table."""
+    over runs per (peer, hardware), as (hardware class, row) for the time-to-accuracy tables."""
     path = ROOT / "benchmarks/results/airbench_side_by_side.jsonl"
     groups: dict[tuple, list[dict]] = {}
     for r in read_jsonl(path) if path.is_file() else []:
         groups.setdefault((r["peer"], r["hardware"], r["dataset"]), []).append(r)
-    return [[ds, f"{peer} (peer, its own package, side by side)", "", fmt_ms([r["test_acc"] for r in recs]), "",
-             fmt_ms([r["clock_s"] for r in recs], 2), "", "", len(recs), f"{hw}, torch {recs[-1]['torch']}", "",
-             f"{recs[-1]['date'][:10]} {recs[-1]['git_commit']}"] for (peer, hw, ds), recs in groups.items()]
+    return [(f"GPU: {hw}",
+             [ds, f"{peer} (peer, its own package, side by side)", "", fmt_ms([r["test_acc"] for r in recs]), "",
+              fmt_ms([r["clock_s"] for r in recs], 2), "", "", "", f"{recs[-1]['date'][:10]} {recs[-1]['git_commit']}"])
+            for (peer, hw, ds), recs in groups.items()]
 
 
 def published_fast_block() -> str:
-    """The published time-to-accuracy models: seed 0 of a bench run, with their fp32 check numbers."""
+    """The published time-to-accuracy models: seed 0 of a bench run, with their fp32 check numbers and the
+    data verification recorded at training."""
     rows = []
     for path in sorted((ROOT / "checkpoints").glob("*.json")):
         s = json.loads(path.read_text())
         if "check" not in s:
             continue
         c = s["check"]
-        rows.append([f"`checkpoints/{path.stem}.pt`", s["dataset"], f"{s['test_acc']:.2f}% ({s['eval_precision']}, "
-                     f"TTA {s['tta']})", f"{c['test_acc']:.2f}% / {c['test_loss']:.4f}", f"`{c['command']}`",
-                     f"`cifarlab bench {s['preset']} --seed-list {s['seed']} --keep runs/bench`",
+        rows.append([f"`checkpoints/{path.stem}.pt`", s["dataset"], s.get("data_verification", "not recorded"),
+                     f"{s['test_acc']:.2f}% ({s['eval_precision']}, TTA {s['tta']}); "
+                     f"{s['test_acc_no_tta']:.2f}% without TTA", f"{c['test_acc']:.2f}% / {c['test_loss']:.4f}",
+                     f"`{c['command']}`", f"`cifarlab bench {s['preset']} --seed-list {s['seed']} --keep runs/bench`",
                      f"{(ROOT / 'checkpoints' / (path.stem + '.pt')).stat().st_size / 2**20:.1f} MB"])
-    if not rows:
-        return ""
-    return ("Published models (seed 0 of the benchmark; no selection among seeds):\n\n"
-            + markdown_table(["checkpoint", "data", "test at training", "fp32 check (top-1 / loss)",
-                              "reproduce (CI runs this)", "retrain", "size"], rows))
+    return ("Seed 0 of each benchmark; no selection among seeds.\n\n"
+            + markdown_table(["checkpoint", "data", "data check at training", "test at training",
+                              "fp32, no TTA check (top-1 / loss)", "reproduce (CI runs this)", "retrain", "size"], rows))
+
+
+def data_note_block() -> str:
+    """Which known non-official dataset copies `make data` labels (scripts/note_data_copy.py)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from note_data_copy import KNOWN_COPIES
+
+    return "\n".join(f"- {name}: the copy with train/test image-array SHA-256 `{tr[:12]}…`/`{te[:12]}…` is "
+                      f"labelled \"{note}\"; runs on it record `data_verification: unverified: …`."
+                      for (name, tr, te), note in KNOWN_COPIES.items())
+
+
+def defaults_block() -> str:
+    """What `make train` and a bare `cifarlab train` run today (Makefile PRESET, cli.DEFAULT_PRESET)."""
+    from cifarlab.cli import DEFAULT_PRESET
+
+    make_preset = re.search(r"^PRESET\s*\?=\s*(\S+)", (ROOT / "Makefile").read_text(), re.M).group(1)
+    return (f"- `make train` runs `cifarlab train --preset {make_preset} --out runs/{make_preset} --overwrite`, "
+            f"then `scripts/vs_seed.py` (how the run compares with the seed project's result); "
+            f"`make train PRESET=NAME` picks another preset.\n"
+            f"- `cifarlab train` without `--preset` trains `{DEFAULT_PRESET}` into `runs/{DEFAULT_PRESET}-<date-time>`.")
 
 
 def tuning_command(rec: dict) -> str:
@@ -200,78 +286,129 @@ def tuning_command(rec: dict) -> str:
 
 
 def tuning_block() -> str:
-    """The validation runs that chose the time-to-accuracy presets' settings (benchmarks/results/tuning.jsonl)."""
+    """The single runs behind the time-to-accuracy presets' settings (benchmarks/results/tuning.jsonl).
+    Each run held out 5k images for validation, and, as every `cifarlab train` does, also evaluated the
+    test split once at the end; the test column shows that number."""
     recs = read_jsonl(ROOT / "benchmarks/results/tuning.jsonl")
-    rows = [[r["question"], f"`{tuning_command(r)}`", f"{r['val_acc_last']:.2f}", f"{r['train_s']:.0f}",
+    rows = [[r["question"], f"`{tuning_command(r)}`", f"{r['val_acc_last']:.2f}",
+             f"{r['test_acc']:.2f}" if r.get("test_acc") is not None else "—", f"{r['train_s']:.0f}",
              f"{r['hardware']}, torch {r['torch']}, {r['date'][:10]}"] for r in recs]
-    # these runs shared the cores with other jobs: their times orient, the benchmarks above/below measure
-    return markdown_table(["question", "command (seed 0)", "val % (TTA)", "train s (other jobs running)",
-                           "machine"], rows)
+    return markdown_table(["question", "command (seed 0)", "val % (TTA)", "test % (TTA)",
+                           "train s (other jobs running)", "machine"], rows)
 
 
-BLOCKS = {"tuning": tuning_block, "results": lambda: results_table(ROOT / "results"), "speed": speed_block,
-          "study": study_block, "recipe": lambda: study_block("c100-cnn-aug"),
-          "checkpoint": checkpoint_block, "doctor": doctor_block, "doctor_corpus": doctor_corpus_block, "time_to_accuracy": time_to_accuracy_block}
+def _flag(recs: list[dict], key: str) -> str:
+    vals = {r.get(key) for r in recs}
+    if vals == {None}:
+        return "not recorded"
+    return ", ".join(sorted({"yes" if v else "no" if v is not None else "not recorded" for v in vals}))
 
 
-def preset_headers() -> list[Path]:
-    """Rewrite the `# time:` header line of each preset that has a results file, from that file."""
-    from cifarlab.config import PRESET_DIR
-
-    changed = []
-    for preset in sorted(PRESET_DIR.glob("*.yaml")):
-        recs = _latest(ROOT / "results" / f"{preset.stem}.jsonl", lambda r: r["seed"])
-        if not recs:
-            continue
-        hw = sorted({f"{r['hardware']}, {r['precision']}" for r in recs})
-        span = time_range([r["total_time_s"] for r in recs])
-        line = (f"# time:     {span} per run on {'; '.join(hw)} (n={len(recs)}, "
-                f"results/{preset.stem}.jsonl)")
-        text = preset.read_text()
-        new = re.sub(r"^# time: .*$", line, text, count=1, flags=re.M)
-        if new != text:
-            preset.write_text(new)
-            changed.append(preset)
-    return changed
+def conditions_block() -> str:
+    """What each timing record states about the machine while it ran (fields only, never prose)."""
+    rows = [[f"time_to_accuracy: `{g['preset']}` ({g['hash'][:6]})", hardware_class(g["recs"][-1]), _other_load(g),
+             _flag(g["recs"], "realtime_priority"), _flag(g["recs"], "others_paused")]
+            for g in _tta_groups() if _current_recipe(g["preset"]) == g["hash"]]
+    for f in ("speed.jsonl", "speed_gpu.jsonl"):
+        for r in _latest(ROOT / "benchmarks/results" / f, lambda r: (r["hardware"], r["preset"])):
+            rows.append([f"{f.split('.')[0]}: `{r['preset']}`", r["hardware"], "not recorded",
+                         _flag([r], "realtime_priority"), _flag([r], "others_paused")])
+    return markdown_table(["record", "hardware", "other CPU load (other_cpu_frac)", "real-time priority",
+                           "other processes paused"], rows)
 
 
-def bench_headers() -> list[Path]:
-    """Keep a `# measured:` header line in each preset benchmarked by `cifarlab bench` with its current
-    recipe: mean ± std test top-1 and clock over the seeds of benchmarks/results/time_to_accuracy.jsonl.
-    A preset whose recipe changed since its benchmark loses the line."""
+# name -> (function, the records it reads)
+BLOCKS = {
+    "best": (best_block, "benchmarks/results/time_to_accuracy.jsonl"),
+    "defaults": (defaults_block, "Makefile and cifarlab.cli.DEFAULT_PRESET"),
+    "data_note": (data_note_block, "scripts/note_data_copy.py"),
+    "time_to_accuracy": (time_to_accuracy_block,
+                         "benchmarks/results/time_to_accuracy.jsonl and airbench_side_by_side.jsonl"),
+    "checkpoints": (published_fast_block, "checkpoints/*.json"),
+    "peers": (peers_block, "benchmarks/results/peers.json"),
+    "conditions": (conditions_block, "benchmarks/results/time_to_accuracy.jsonl and speed*.jsonl"),
+    "tuning": (tuning_block, "benchmarks/results/tuning.jsonl"),
+    "results": (lambda: results_table(ROOT / "results"), "results/*.jsonl"),
+    "checkpoint": (checkpoint_block, "checkpoints/c100-cnn-aug.json and benchmarks/results/eval_time.jsonl"),
+    "recipe": (lambda: study_block("c100-cnn-aug"), "studies/c100-cnn-aug/study.json"),
+    "study": (study_block, "studies/cifar100/study.json"),
+    "speed": (speed_block, "benchmarks/results/speed*.jsonl"),
+    "doctor_corpus": (doctor_corpus_block, "benchmarks/results/doctor_corpus.json"),
+    "doctor": (doctor_block, "benchmarks/results/doctor_speed.jsonl"),
+}
+PAGES = ["README.md", "docs/results.md", "docs/tuning.md", "docs/benchmarking.md"]
+WRITE_FIGURES = True
+
+
+def preset_time_header(text: str, stem: str) -> str:
+    """The `# time:` header line of a preset that has a results file, from that file."""
+    recs = _latest(ROOT / "results" / f"{stem}.jsonl", lambda r: r["seed"])
+    if not recs:
+        return text
+    hw = sorted({f"{r['hardware']}, {r['precision']}" for r in recs})
+    line = (f"# time:     {time_range([r['total_time_s'] for r in recs])} per run on {'; '.join(hw)} (n={len(recs)}, "
+            f"results/{stem}.jsonl)")
+    return re.sub(r"^# time: .*$", lambda m: line, text, count=1, flags=re.M)
+
+
+def preset_measured_header(text: str, stem: str, groups: dict[str, dict]) -> str:
+    """A `# measured:` header line in each preset benchmarked by `cifarlab bench` with its current recipe:
+    mean ± std test top-1 with and without TTA, time, per-seed values and the other CPU load, from
+    benchmarks/results/time_to_accuracy.jsonl. A preset whose recipe changed since its benchmark loses it."""
+    new = re.sub(r"^# measured: .*\n", "", text, flags=re.M)
+    g = groups.get(stem)
+    if g is None:
+        return new
+    r0 = g["recs"][-1]
+    tta = r0["tta"] > 0
+    line = (f"# measured: {fmt_ms([r['test_acc'] for r in g['recs']])}% test top-1 "
+            + (f"with TTA ({fmt_ms([r['test_acc_no_tta'] for r in g['recs']])}% without) " if tta else "")
+            + f"in {fmt_ms([r['clock_s'] for r in g['recs']], 0)} s (train + init + final eval), mean ± std of "
+            f"{len(g['recs'])} seeds; per seed {_per_seed(g)}; other CPU load {_other_load(g)}; "
+            f"{hardware_class(r0)}, torch {r0['torch']}, {r0['date'][:10]}; benchmarks/results/time_to_accuracy.jsonl")
+    return re.sub(r"^(# expected: .*)$", lambda m: m.group(1) + "\n" + line, new, count=1, flags=re.M)
+
+
+def render_page(text: str) -> str:
+    for name, (fn, source) in BLOCKS.items():
+        pat = re.compile(rf"(<!-- {name} -->\n)(?:.*?\n)?(<!-- /{name} -->)", re.S)
+        if pat.search(text):
+            block = (f"_Generated by `make readme` (`python scripts/update_readme.py`) from {source}; "
+                     f"do not edit._\n\n" + fn())
+            text = pat.sub(lambda m, b=block: m.group(1) + b + "\n" + m.group(2), text)
+    return text
+
+
+def rendered() -> dict[Path, tuple[str, str]]:
+    """path -> (current text, regenerated text) for every preset and page."""
     from cifarlab.config import PRESET_DIR
 
     groups = {g["preset"]: g for g in _tta_groups() if _current_recipe(g["preset"]) == g["hash"]}
-    changed = []
+    out = {}
     for preset in sorted(PRESET_DIR.glob("*.yaml")):
         text = preset.read_text()
-        new = re.sub(r"^# measured: .*\n", "", text, flags=re.M)
-        g = groups.get(preset.stem)
-        if g is not None:
-            r0 = g["recs"][-1]
-            line = (f"# measured: {fmt_ms([r['test_acc'] for r in g['recs']])}% test top-1 in "
-                    f"{fmt_ms([r['clock_s'] for r in g['recs']], 0)} s (train + init + final eval; "
-                    f"{len(g['recs'])} seeds, {g['hardware']}, torch {r0['torch']}, {r0['date'][:10]}; "
-                    "benchmarks/results/time_to_accuracy.jsonl)")
-            new = re.sub(r"^(# expected: .*)$", lambda m: m.group(1) + "\n" + line, new, count=1, flags=re.M)
-        if new != text:
-            preset.write_text(new)
-            changed.append(preset)
-    return changed
+        out[preset] = (text, preset_measured_header(preset_time_header(text, preset.stem), preset.stem, groups))
+    for page in PAGES:
+        path = ROOT / page
+        text = path.read_text()
+        out[path] = (text, render_page(text))
+    return out
 
 
-def main() -> None:
-    for p in preset_headers() + bench_headers():
-        print(f"updated {p.relative_to(ROOT)}")
-    path = ROOT / "README.md"
-    text = path.read_text()
-    for name, fn in BLOCKS.items():
-        pat = re.compile(rf"(<!-- {name} -->\n)(?:.*?\n)?(<!-- /{name} -->)", re.S)
-        if pat.search(text):
-            block = fn()
-            text = pat.sub(lambda m, b=block: m.group(1) + b + "\n" + m.group(2), text)
-    path.write_text(text)
+def main(argv: list[str]) -> int:
+    global WRITE_FIGURES
+    check = "--check" in argv
+    WRITE_FIGURES = not check
+    stale = []
+    for path, (old, new) in rendered().items():
+        if new != old:
+            stale.append(path)
+            if not check:
+                path.write_text(new)
+    for path in stale:
+        print(f"{'stale' if check else 'updated'}: {path.relative_to(ROOT)}")
+    return 1 if check and stale else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))
