@@ -317,8 +317,55 @@ def conditions_block() -> str:
                            "other processes paused"], rows)
 
 
+# issue 17's CIFAR-100 --budget targets per hardware class: (budget s, test top-1 %)
+BUDGET_TARGETS = {"cpu-avx2": [(90, 45), (300, 55.47), (900, 63), (3600, 70)],
+                  "cpu-amx-bf16": [(90, 59.5), (300, 67), (900, 72.5), (3600, 76)],
+                  "cpu-avx512-bf16": [(90, 59.5), (300, 67), (900, 72.5), (3600, 76)]}
+
+
+def hardware_classes_block() -> str:
+    """`cifarlab bench --budget` records by hardware class: what each budget reached, and whether every seed
+    ended inside it (+5%); with the accuracy-vs-budget figure, one line per class."""
+    from cifarlab.budget import fmt_duration
+    from cifarlab.viz import mean_std, plot_accuracy_vs_budget
+
+    recs = _latest(ROOT / "benchmarks/results/budget_runs.jsonl",
+                   lambda r: (r["dataset"], r["hw_class"], r["isa_emulated"], r["budget_s"], r["seed"]))
+    if not recs:
+        return "No `cifarlab bench --budget` record yet."
+    groups: dict[tuple, list[dict]] = {}
+    for r in recs:
+        cls = r["hw_class"] + (" (emulated)" if r["isa_emulated"] else "")
+        groups.setdefault((r["dataset"], cls, r["budget_s"]), []).append(r)
+    rows, lines = [], {}
+    for (dataset, cls, budget_s), rs in sorted(groups.items()):
+        rs = sorted(rs, key=lambda r: r["seed"])
+        acc = [r["test_acc"] for r in rs]
+        rows.append([dataset, cls, fmt_duration(budget_s), fmt_ms(acc), fmt_ms([r["test_acc_no_tta"] for r in rs]),
+                     ", ".join(sorted({f"{r['recipe']} x{r['steps_run'] * r['batch_size'] / r['n_train']:.2f} ep" for r in rs})),
+                     f"{max(r['wall_s'] for r in rs):.0f} s ({max(r['wall_s'] for r in rs) / budget_s:.0%})",
+                     len(rs), _other_load({"recs": rs}), f"{rs[-1]['hardware']}, torch {rs[-1]['torch']}, {rs[-1]['date'][:10]}"])
+        if dataset == "cifar100":
+            m, sd = mean_std(acc)
+            lines.setdefault(cls, []).append({"budget_s": budget_s, "acc": m, "acc_sd": sd})
+    fig = ""
+    if lines:
+        if WRITE_FIGURES:
+            plot_accuracy_vs_budget(lines, ROOT / "benchmarks/results/accuracy_vs_budget.png",
+                                    "CIFAR-100: cifarlab train --budget, by hardware class",
+                                    {c: BUDGET_TARGETS.get(c.split(" ")[0], []) for c in lines})
+        fig = "\n\n![CIFAR-100 accuracy against the budget, by hardware class](benchmarks/results/accuracy_vs_budget.png)"
+    return markdown_table(["data", "hardware class", "budget", "test top-1 % (mean ± std)", "without TTA",
+                           "recipe chosen, epochs run", "longest wall (of budget)", "seeds", "other CPU load",
+                           "machine"], rows) + (
+        "\n\n`cifarlab bench --budget B --dataset cifar100 --seeds 3` → benchmarks/results/budget_runs.jsonl. Wall = "
+        "the budget's clock: data loading, calibration, training and the final test evaluation. A class marked "
+        "emulated ran with `ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2` on a newer CPU.") + fig
+
+
 # name -> (function, the records it reads)
 BLOCKS = {
+    "hardware_classes": (hardware_classes_block, "benchmarks/results/budget_runs.jsonl"),
     "best": (best_block, "benchmarks/results/time_to_accuracy.jsonl"),
     "defaults": (defaults_block, "Makefile and cifarlab.cli.DEFAULT_PRESET"),
     "data_note": (data_note_block, "scripts/note_data_copy.py"),

@@ -126,3 +126,42 @@ def run_bench(cfg: Config, seeds: list[int], data_dir=None, record: Path | None 
         log(f"{cfg.name}: {acc[0]:.2f} ± {acc[1]:.2f}% in {clock[0]:.1f} ± {clock[1]:.1f}s "
             f"(n={len(records)}, {records[0].get('hardware', '?')})")
     return records
+
+
+BUDGET_RESULTS = Path("benchmarks/results/budget_runs.jsonl")
+
+
+def run_budget_bench(dataset: str, budget_s: float, seeds: list[int], data_dir=None,
+                     record: Path | None = BUDGET_RESULTS, command: str = "", log=print,
+                     keep: Path | None = None) -> list[dict]:
+    """`cifarlab bench --budget`: per seed, a `train --budget` run on every training image, its clock
+    started before the data is read; one record per seed with the plan, the re-plans, the wall time
+    against the budget and the hardware class."""
+    from .budget import fmt_duration, train_within
+
+    records = []
+    for seed in seeds:
+        share = CpuShare().start()
+        t0 = time.perf_counter()
+        out = None if keep is None else Path(keep) / f"budget-{fmt_duration(budget_s)}-s{seed}"
+        result = train_within(dataset, budget_s, out=out, data_dir=data_dir, seed=seed, quiet=True,
+                              overwrite=True, t_start=t0)
+        s, b = result.summary, result.summary["budget"]
+        rec = {"kind": "budget", "dataset": dataset, "budget_s": budget_s, "seed": seed, "recipe": b["recipe"],
+               "tta": b["tta"], "batch_size": b["batch_size"], "n_train": s["n_train"], "planned_epochs": b["planned_epochs"], "planned_steps": b["planned_steps"],
+               "steps_run": b["steps_run"], "replans": b["replans"], "expected_val_acc": b["expected_val_acc"],
+               "test_acc": s["test_acc"], "test_acc_no_tta": s["test_acc_no_tta"], "wall_s": b["wall_s"],
+               "within_5pct": b["wall_s"] <= 1.05 * budget_s, "calibrated_img_s": b["train_img_s"],
+               "images_per_s": round(s["images_per_s"], 1), "train_s": round(s["timing"]["train_s"], 2),
+               "eval_s": round(s["timing"].get("eval_s", 0.0), 2), "config_hash": s["config_hash"],
+               "other_cpu_frac": share.stop(), **b["hw"],
+               **{k: s[k] for k in ("precision", "torch", "python", "date", "git_commit") if k in s},
+               "command": command}
+        records.append(rec)
+        if record is not None:
+            append_jsonl(record, rec)
+        log(f"budget {fmt_duration(budget_s)} seed {seed}: {rec['recipe']} {rec['steps_run']} steps, test "
+            f"{rec['test_acc']:.2f}% (no TTA {rec['test_acc_no_tta']:.2f}%) in {rec['wall_s']:.1f} s "
+            f"({rec['wall_s'] / budget_s:.0%} of the budget; expected {rec['expected_val_acc']:.1f}%; other CPU "
+            f"{rec['other_cpu_frac']})")
+    return records

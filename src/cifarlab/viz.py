@@ -250,3 +250,23 @@ def plot_time_to_accuracy(points: list[dict], path: Path, title: str,
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="upper left")
     save_figure(fig, path)
+
+
+def plot_accuracy_vs_budget(lines: dict[str, list[dict]], path: Path, title: str,
+                            targets: dict[str, list[tuple[float, float]]] | None = None) -> None:
+    """Test top-1 against the --budget asked (log scale), one line per hardware class. lines: class ->
+    points with budget_s, acc, acc_sd; targets: class -> (budget_s, acc) marks drawn as crosses."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    for i, (cls, pts) in enumerate(sorted(lines.items())):
+        pts = sorted(pts, key=lambda p: p["budget_s"])
+        ax.errorbar([p["budget_s"] for p in pts], [p["acc"] for p in pts], yerr=[p.get("acc_sd") or 0 for p in pts],
+                    marker="o", capsize=2, color=f"C{i}", label=cls)
+        for t, a in (targets or {}).get(cls, []):
+            ax.plot([t], [a], marker="x", color=f"C{i}", markersize=8, linestyle="none")
+    ax.set_xscale("log")
+    ax.set(xlabel="--budget (s): wall time of calibration + training + final evaluation", ylabel="test top-1 (%)",
+           title=title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="upper left", title="x: target", title_fontsize=7)
+    save_figure(fig, path)

@@ -1,0 +1,112 @@
+"""Write src/cifarlab/budget_table.json, the recipe table `--budget` plans with, from the records.
+
+    python scripts/budget_table.py            # rewrite the table
+    python scripts/budget_table.py --check    # exit 1 when the committed table differs from the records
+
+Accuracy: each recipe's validation curve (epochs -> last-epoch val top-1 on the 45k/5k hold-out, with
+and without test-time augmentation) from benchmarks/results/budget_val.jsonl, plus the validation runs
+of benchmarks/results/tuning.jsonl whose config is the preset's as it is today (same config hash).
+Throughput: training images/s per hardware class from benchmarks/results/budget_throughput.jsonl
+(`cifarlab bench --calibrate`, taken on a quiet machine) and, for the bf16 Xeon class, the time-to-accuracy
+records of the same recipe. Only the ratios between recipes of one class are used by the planner.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from cifarlab.config import make_config
+from cifarlab.io import read_jsonl, write_json
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks/results"
+TABLE = ROOT / "src/cifarlab/budget_table.json"
+RECIPES = {"cifar100": ["c100-tiny", "c100-sprint", "c100-fast", "c100-best"]}  # smallest network first
+# The records of rounds 1-2 name their CPU by model only; that machine was an Intel Xeon with AMX bf16.
+LEGACY_CLASS = {("Intel(R) Xeon(R) Processor (2 threads)", "bf16"): "cpu-amx-bf16"}
+
+
+def _class(rec: dict) -> str | None:
+    return rec.get("hw_class") or LEGACY_CLASS.get((rec.get("hardware"), rec.get("precision")))
+
+
+def val_hash(preset: str, epochs: int) -> str:
+    cfg = make_config(preset, {"data.val_size": 5000, "train.epochs": epochs, "train.early_stop_patience": 0})
+    return cfg.hash()
+
+
+def curve(preset: str) -> list[dict]:
+    """(epochs, val with TTA, val without) points of `preset` at today's config, one per schedule length."""
+    points = {}
+    for r in read_jsonl(RESULTS / "budget_val.jsonl"):
+        if r["preset"] == preset and r["config_hash"] == val_hash(preset, r["epochs"]):
+            points[r["epochs"]] = {"epochs": r["epochs"], "val_acc": r["val_acc_last"],
+                                   "val_acc_no_tta": r["val_acc_no_tta"], "hw_class": r["hw_class"],
+                                   "command": r["command"], "date": r["date"][:10]}
+    return [points[e] for e in sorted(points)]
+
+
+def tuning_points(preset: str) -> list[dict]:
+    """Validation runs of tuning.jsonl that trained today's `preset` (no no-TTA score: they are used for
+    both, which slightly overstates the no-TTA curve there)."""
+    out = []
+    for r in read_jsonl(RESULTS / "tuning.jsonl"):
+        epochs = r["config"]["train.epochs"]
+        if r["preset"] == preset and r["config_hash"] == val_hash(preset, epochs):
+            out.append({"epochs": epochs, "val_acc": r["val_acc_last"], "val_acc_no_tta": None,
+                        "hw_class": _class(r), "command": "benchmarks/results/tuning.jsonl", "date": r["date"][:10]})
+    return out
+
+
+def throughput(preset: str) -> dict:
+    """hw_class -> median training images/s of the recipe there."""
+    by_class: dict[str, list[float]] = {}
+    for r in read_jsonl(RESULTS / "budget_throughput.jsonl"):
+        if r["preset"] == preset:
+            by_class.setdefault(r["hw_class"], []).append(r["train_img_s"])
+    recipe = make_config(preset)
+    bench_hash = replace(recipe, data=replace(recipe.data, val_size=0, train_subset=0),
+                         train=replace(recipe.train, seed=0, early_stop_patience=0)).hash()
+    from_bench: dict[str, list[float]] = {}  # classes without a calibration record: the bench's own rate
+    for r in read_jsonl(RESULTS / "time_to_accuracy.jsonl"):
+        if r.get("recipe_hash") == bench_hash and _class(r):
+            from_bench.setdefault(_class(r), []).append(r["n_train"] * r["epochs"] / r["train_s"])
+    merged = {**from_bench, **by_class}
+    return {c: round(statistics.median(v), 1) for c, v in sorted(merged.items())}
+
+
+def build() -> dict:
+    recipes = []
+    for dataset, presets in RECIPES.items():
+        for preset in presets:
+            cfg = make_config(preset)
+            pts = {p["epochs"]: p for p in tuning_points(preset)}
+            pts.update({p["epochs"]: p for p in curve(preset)})  # this round's runs win
+            if not pts:
+                continue
+            recipes.append({"preset": preset, "dataset": dataset, "batch_size": cfg.train.batch_size,
+                            "tta": cfg.train.tta, "throughput": throughput(preset),
+                            "curve": [[e, p["val_acc"], p["val_acc_no_tta"] if p["val_acc_no_tta"] is not None
+                                       else p["val_acc"]] for e, p in sorted(pts.items())],
+                            "sources": [pts[e] for e in sorted(pts)]})
+    return {"generated_by": "python scripts/budget_table.py", "recipes": recipes}
+
+
+def main(argv: list[str]) -> int:
+    table = build()
+    if "--check" in argv:
+        same = TABLE.is_file() and json.loads(TABLE.read_text()) == table
+        print("budget_table.json is current" if same else "budget_table.json differs from the records: "
+              "run python scripts/budget_table.py")
+        return 0 if same else 1
+    write_json(TABLE, table)
+    print(f"wrote {TABLE.relative_to(ROOT)}: " + ", ".join(f"{r['preset']} ({len(r['curve'])} points, "
+                                                          f"{', '.join(r['throughput'])})" for r in table["recipes"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

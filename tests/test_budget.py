@@ -1,0 +1,118 @@
+"""--budget: durations, the recipe table's curves, the plan, and the replanner's promise to finish on time."""
+import json
+
+import pytest
+
+from cifarlab import budget
+from cifarlab.budget import Rate, Recipe, Replanner, make_plan, parse_duration
+from cifarlab.errors import ConfigError
+
+
+@pytest.mark.parametrize("text,seconds", [("90", 90), ("90s", 90), ("5m", 300), ("1h30m", 5400), ("1.5h", 5400),
+                                          ("2h", 7200), ("1m30s", 90), ("15min", 900)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["", "five minutes", "5x", "10s", "-5m"])
+def test_bad_durations_are_config_errors_naming_the_value(bad):
+    with pytest.raises(ConfigError, match="--budget"):
+        parse_duration(bad)
+
+
+SMALL = Recipe("small", "cifar100", 256, ((1, 40.0, 38.0), (2, 50.0, 48.0), (4, 56.0, 54.0)), {"cpu-x": 800.0})
+BIG = Recipe("big", "cifar100", 512, ((1, 45.0, 43.0), (2, 57.0, 55.0), (4, 66.0, 64.0)), {"cpu-x": 200.0})
+
+
+def test_curve_interpolates_in_log_epochs_and_is_flat_past_its_end():
+    assert SMALL.expected(2, True) == 50.0 and SMALL.expected(2, False) == 48.0
+    assert SMALL.expected(2 ** 0.5, True) == pytest.approx(45.0)  # halfway between 1 and 2 in log
+    assert SMALL.expected(0.5, True) == pytest.approx(30.0)  # the first segment's slope continues
+    assert SMALL.expected(40, True) == 56.0
+
+
+def rates(small=800.0, big=200.0, eval_k=3.0):
+    return {"small": Rate(small, small * eval_k, True), "big": Rate(big, big * eval_k, True)}
+
+
+def test_the_plan_takes_the_recipe_expected_to_be_best_in_the_time():
+    short = make_plan([SMALL, BIG], rates(), 120, 120, 50000, 10000)
+    long = make_plan([SMALL, BIG], rates(), 3600, 3600, 50000, 10000)
+    assert short.chosen.recipe.preset == "small" and long.chosen.recipe.preset == "big"
+    for plan in (short, long):
+        c = plan.chosen
+        # what the plan spends fits: train + eval + margin <= the time left
+        assert c.train_s + c.eval_s + budget.margin_s(plan.budget_s) <= plan.budget_s + 1e-6
+        assert plan.steps == int(c.epochs * (50000 // c.recipe.batch_size))
+        assert all(o.expected <= c.expected for o in plan.options)
+    assert long.chosen.epochs == 4  # capped at the longest measured schedule: no extrapolation upwards
+    assert "expected top-1" in short.describe() and "small" in short.describe()
+
+
+def test_tta_is_dropped_when_its_evaluation_costs_more_than_it_gains():
+    slow_eval = {"small": Rate(800.0, 300.0, True)}  # 6 views of 10k images = 200 s of evaluation
+    plan = make_plan([SMALL], slow_eval, 150, 150, 50000, 10000)
+    assert plan.chosen.tta == 0
+
+
+def test_a_budget_too_short_is_a_config_error_that_says_what_would_fit():
+    with pytest.raises(ConfigError, match="too short for this machine.*needs about"):
+        make_plan([SMALL, BIG], rates(small=50.0, big=10.0), 60, 60, 50000, 10000)
+
+
+def test_unmeasured_recipes_are_scaled_by_the_table_ratio_of_the_class():
+    got = budget.scaled_rates([SMALL, BIG], {"small": Rate(400.0, 1200.0, True)}, "cpu-x")
+    assert got["big"].train_img_s == pytest.approx(100.0) and not got["big"].measured
+    other = budget.scaled_rates([SMALL, BIG], {"small": Rate(400.0, 1200.0, True)}, "cpu-unknown")
+    assert other["big"].train_img_s == pytest.approx(100.0)  # nearest class when this one is not in the table
+
+
+def test_the_replanner_shrinks_a_slowed_run_to_finish_before_the_deadline():
+    plan = make_plan([SMALL], rates(), 300, 300, 50000, 10000)
+    spe = 50000 // 256
+    rp = Replanner(plan, deadline=300.0, steps_per_epoch=spe, every_s=5)
+    total, step, t = plan.steps, 0, 0.0
+    step_s = 256 / 800
+    rp.update(step, total, now=t)
+    while step < total:
+        if step == total // 4:
+            step_s *= 2  # the machine slows to half speed a quarter of the way in
+        step += 1
+        t += step_s
+        total = rp.update(step, total, now=t)
+    assert rp.history and rp.history[-1]["total"] < plan.steps
+    assert t + plan.chosen.eval_s <= 300.0  # training + evaluation end before the deadline
+
+
+def test_the_replanner_does_not_grow_a_run_past_its_half_or_the_longest_schedule():
+    plan = make_plan([SMALL], rates(), 120, 120, 50000, 10000)
+    spe = 50000 // 256
+    rp = Replanner(plan, deadline=120.0, steps_per_epoch=spe, every_s=1)
+    rp.update(0, plan.steps, now=0.0)
+    grown = rp.update(10, plan.steps, now=1.0)  # 10x faster than planned, early: grows, up to 4 epochs
+    assert plan.steps < grown <= 4 * spe
+    late = Replanner(plan, deadline=120.0, steps_per_epoch=spe, every_s=1)
+    late.update(plan.steps - 10, plan.steps, now=0.0)
+    assert late.update(plan.steps - 5, plan.steps, now=0.01) == plan.steps  # past half: never grows
+
+
+def test_the_committed_table_loads_and_names_real_presets():
+    from cifarlab.config import preset_names
+
+    recipes = budget.load_table("cifar100")
+    assert recipes and all(r.preset in preset_names() for r in recipes)
+    assert all(r.curve == tuple(sorted(r.curve)) and r.throughput for r in recipes)
+    with pytest.raises(ConfigError, match="no recipes for cifar10"):
+        budget.load_table("cifar10")
+
+
+def test_the_committed_table_is_what_the_records_give():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    res = subprocess.run([sys.executable, "scripts/budget_table.py", "--check"], cwd=root, capture_output=True,
+                         text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert json.loads((root / "src/cifarlab/budget_table.json").read_text())["generated_by"]
