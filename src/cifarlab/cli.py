@@ -14,7 +14,7 @@ DEFAULT_PRESET = "c100-cnn-aug"
 
 def _cmd_train(a) -> int:
     from .config import make_config
-    from .train import train
+    from .engine import train
 
     if a.resume:
         bad = [flag for flag, given in (("--set", a.set), ("--overwrite", a.overwrite), ("--out", a.out),
