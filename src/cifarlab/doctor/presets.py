@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from .core import Report, diagnose
 
 
@@ -86,6 +87,6 @@ def diagnose_script(path: str | Path) -> Report:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     if not hasattr(module, "pipeline"):
-        raise ValueError(f"{path}: define pipeline() returning a dict with model, loss_fn, optimizer, "
+        raise ConfigError(f"{path}: define pipeline() returning a dict with model, loss_fn, optimizer, "
                          "train_loader, eval_loader, num_classes (optionally train_step, evaluate, fit)")
     return diagnose(**module.pipeline())
