@@ -18,7 +18,7 @@ from cifarlab.evaluate import metrics_from_logits, predict
 from cifarlab.io import append_jsonl
 from cifarlab.pipeline import build
 from cifarlab.runtime import pick_device
-from cifarlab.train import train
+from cifarlab import train
 
 OUT = Path("benchmarks/results/budget_val.jsonl")
 VAL_SIZE = 5000

@@ -33,7 +33,7 @@ from cifarlab.config import make_config
 from cifarlab.distributed import Dist, GlobalBatchNorm, convert_global_bn, weights_digest
 from cifarlab.errors import ConfigError, RunError
 from cifarlab.runlog import TIMING_KEYS
-from cifarlab.train import train
+from cifarlab.engine import train
 
 GUARD = Path(__file__).parent / "ddp_guard"  # sitecustomize: a rank other than 0 may not write the run folder
 SYNCED_REL = 1e-4

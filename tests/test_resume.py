@@ -185,7 +185,7 @@ def test_atomic_text_write_replaces_whole_file(tmp_path):
 
 def test_overwrite_killed_half_way_can_be_overwritten_again(tmp_path, monkeypatch):
     """A kill while --overwrite empties the old folder must not leave a folder --overwrite refuses."""
-    from cifarlab.train import prepare_out_dir
+    from cifarlab.runfolder import prepare_out_dir
 
     out = tmp_path / "run"
     (out / "figures").mkdir(parents=True)

@@ -155,7 +155,7 @@ def test_config_rejects_misplaced_fast_keys():
 
 
 def test_deferred_finite_check_stops_within_n_steps(synthetic_root):
-    from cifarlab.train import train
+    from cifarlab.engine import train
 
     cfg = make_config(None, {"data.dataset": "cifar10", "data.val_size": 0, "model.name": "cnn",
                              "optim.name": "sgd", "optim.lr": 100.0, "train.batch_size": 30, "train.epochs": 2,
@@ -262,7 +262,7 @@ def test_compile_warmup_leaves_the_run_unchanged(synthetic_root, monkeypatch):
     the run must end on exactly the weights of an uncompiled run."""
     import functools
 
-    from cifarlab.train import train
+    from cifarlab.engine import train
 
     cfg = {**FAST, "data.dataset": "cifar10", "data.val_size": 0, "train.epochs": 1, "train.tta": 0}
     plain = train(make_config(None, cfg), data_dir=synthetic_root, quiet=True)
@@ -281,7 +281,7 @@ def test_gpu_presets_train_on_the_cpu_at_small_scale(preset, data_root, monkeypa
     "eager" backend. They run end to end on a CPU and learn well above chance."""
     import functools
 
-    from cifarlab.train import train
+    from cifarlab.engine import train
 
     monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))
     cfg = make_config(preset, {"model.widths": "16,32,32", "data.train_subset": 4096, "train.epochs": 2,
@@ -294,7 +294,7 @@ def test_gpu_presets_train_on_the_cpu_at_small_scale(preset, data_root, monkeypa
 def test_compile_mode_reaches_torch_compile_and_needs_compile(synthetic_root, monkeypatch):
     """train.compile_mode (reduce-overhead = CUDA graphs of the step on a GPU) is handed to torch.compile;
     without train.compile it is a config error naming the key."""
-    from cifarlab.train import train
+    from cifarlab.engine import train
 
     seen, real = [], torch.compile
 

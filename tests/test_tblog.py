@@ -10,7 +10,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from cifarlab.cli import main
 from cifarlab.config import ConfigError, make_config
 from cifarlab.tblog import FINAL_METRICS, SCALARS
-from cifarlab.train import train
+from cifarlab.engine import train
 
 EPOCHS = 2
 QUICK = ["data.val_size=100", f"train.epochs={EPOCHS}", "train.batch_size=64", "augment.crop_pad=2",

@@ -9,7 +9,7 @@ from cifarlab import train
 from cifarlab.cli import main
 from cifarlab.config import make_config
 from cifarlab.models import MODELS
-from cifarlab.train import NonFiniteLoss, RunError
+from cifarlab.engine import NonFiniteLoss, RunError
 
 FAST = ["data.train_subset=5000", "data.val_size=1000", "train.epochs=1", "train.batch_size=64"]
 

@@ -77,7 +77,7 @@ class CpuShare:
 
 def run_one(cfg: Config, seed: int, data_dir=None, quiet: bool = True, out: Path | None = None) -> dict:
     """Train and time one seed (keeping its run folder in `out` if given); returns the record."""
-    from .train import train
+    from .engine import train
 
     share = CpuShare().start()
     t0 = time.perf_counter()

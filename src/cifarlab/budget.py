@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .config import Config, make_config
 from .errors import ConfigError
+from .hooks import Hook
 
 TABLE = Path(__file__).with_name("budget_table.json")
 VIEWS = {0: 1, 1: 2, 2: 6}  # forward passes per test image at each test-time-augmentation level
@@ -330,25 +331,22 @@ def _plan_now(recipes, measured, hw_class, budget_s, t_start, n_train, n_test) -
 
 # ---------------------------------------------------------------- a budgeted run
 
-def budget_hook(plan: Plan, deadline: float, steps_per_epoch: int):
-    """The engine hook that keeps the run inside `deadline` (cifarlab.hooks.Hook; see Replanner)."""
-    from .hooks import Hook
+class BudgetHook(Hook):
+    """The engine hook that keeps a run inside its deadline: the Replanner's total becomes the run's plan
+    (run.replan), and a total at or below the current step stops the run (run.request_stop)."""
+    every_steps = 1  # a clock read per step; the replanner acts every few seconds
 
-    class BudgetHook(Hook):
-        every_steps = 1  # a clock read per step; the replanner acts every few seconds
+    def __init__(self, plan: Plan, deadline: float, steps_per_epoch: int):
+        self.replanner = Replanner(plan, deadline, steps_per_epoch)
 
-        def __init__(self):
-            self.replanner = Replanner(plan, deadline, steps_per_epoch)
-
-        def on_step(self, run) -> None:
-            total = self.replanner.update(run.progress.step, run.total_steps)
-            if total == run.total_steps:
-                return
-            if total <= run.progress.step:
-                run.request_stop(f"budget: stopped at step {run.progress.step} to finish on time")
-            else:
-                run.replan(total_steps=total)
-    return BudgetHook()
+    def on_step(self, run) -> None:
+        total = self.replanner.update(run.progress.step, run.total_steps)
+        if total == run.total_steps:
+            return
+        if total <= run.progress.step:
+            run.request_stop(f"budget: stopped at step {run.progress.step} to finish on time")
+        else:
+            run.replan(total_steps=total)
 
 
 def train_within(dataset: str, budget_s: float, out=None, data_dir=None, seed: int = 0, quiet: bool = False,
@@ -371,7 +369,7 @@ def train_within(dataset: str, budget_s: float, out=None, data_dir=None, seed: i
     plan = plan_for_run(dataset, budget_s, t_start, train_x, len(ds.test_y), rt, ds.num_classes, log=say,
                         table=table)
     cfg = plan.config(seed, {"train.device": device, "data.train_subset": train_subset})
-    hook = budget_hook(plan, t_start + budget_s, len(train_x) // plan.chosen.recipe.batch_size)
+    hook = BudgetHook(plan, t_start + budget_s, len(train_x) // plan.chosen.recipe.batch_size)
     result = train(cfg, out=out, data_dir=data_dir, quiet=quiet, overwrite=overwrite, hooks=[hook, *hooks])
     wall_s = time.perf_counter() - t_start
     c = plan.chosen

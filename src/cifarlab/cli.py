@@ -14,7 +14,7 @@ DEFAULT_PRESET = "c100-cnn-aug"
 
 def _cmd_train(a) -> int:
     from .config import make_config
-    from .train import train
+    from .engine import train
 
     if a.resume:
         bad = [flag for flag, given in (("--set", a.set), ("--overwrite", a.overwrite), ("--out", a.out),
@@ -297,7 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     except Interrupted as e:
         print(f"interrupted: {e}", file=sys.stderr)
         return 130
-    except (ConfigError, DataError, CheckpointError, RunError, ValueError, FileNotFoundError) as e:
+    except (ConfigError, DataError, CheckpointError, RunError, FileNotFoundError) as e:
+        # cifarlab's own errors (and a path the user typed that is not there); any other exception is a
+        # bug and shows its traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
 

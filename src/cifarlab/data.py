@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import DataError
+from .errors import ConfigError, DataError
 
 ENV_VAR = "CIFARLAB_DATA"
 DEFAULT_ROOT = Path.home() / ".cache" / "cifarlab"
@@ -310,7 +310,7 @@ def stratified_split(labels: torch.Tensor, val_size: int, seed: int
     for c in range(num_classes):
         idx = (labels == c).nonzero().squeeze(1)
         if per_class[c] > len(idx):
-            raise ValueError(f"val_size {val_size} asks {int(per_class[c])} images of class {c}, "
+            raise ConfigError(f"val_size {val_size} asks {int(per_class[c])} images of class {c}, "
                              f"which has {len(idx)}")
         val.append(idx[torch.randperm(len(idx), generator=g)[: per_class[c]]])
     val_idx = torch.cat(val).sort().values
@@ -352,7 +352,7 @@ class DeviceLoader:
         self.shuffle = shuffle
         self.generator = generator
         if shuffle and len(x) < batch_size:
-            raise ValueError(f"training split has {len(x)} images, fewer than batch_size {batch_size}")
+            raise ConfigError(f"training split has {len(x)} images, fewer than batch_size {batch_size}")
 
     def __len__(self) -> int:
         n = len(self.x)

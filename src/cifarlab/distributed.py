@@ -26,6 +26,7 @@ How a run with W processes relates to the single-process run with the same confi
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import inspect
 import os
@@ -41,7 +42,7 @@ from .config import Config, TrainConfig
 from .errors import ConfigError, RunError
 from .evaluate import Metrics, evaluate, predict
 
-SUM_KEYS = ("loss_sum", "correct", "seen")  # an epoch's running sums (train.Progress.in_epoch)
+SUM_KEYS = ("loss_sum", "correct", "seen")  # an epoch's running sums (trainstate.Progress.in_epoch)
 STOP_SYNC_STEPS = 10  # with W > 1, the ranks agree on a SIGINT/SIGTERM every this many steps (a CPU
 #                       all-reduce, no device sync); one rank must not stop while the others step on
 
@@ -180,10 +181,23 @@ class Dist:
             stop_flag["signal"] = "a signal on another rank"
         return bool(seen.item())
 
-    def sum_sums(self, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int):
-        """The epoch's running sums over all ranks."""
+    def end_epoch(self, model: nn.Module, buffers: list[torch.Tensor], epoch: int, sums: tuple):
+        """An epoch's end on every rank: BatchNorm statistics averaged, the weights checked equal, and the
+        running sums (loss_sum, correct, seen) over all ranks returned."""
         if self.world == 1:
-            return loss_sum, correct, seen
+            return sums
+        self._average_buffers(buffers)
+        self._check_in_sync(model, epoch)
+        return self._sum_sums(*sums)
+
+    def agree_plan(self, progress) -> None:
+        """Rank 0's run length and stop request (a hook's decision) on every rank."""
+        if self.world == 1:
+            return
+        progress.planned_steps, progress.stop_reason = self.broadcast((progress.planned_steps, progress.stop_reason))
+
+    def _sum_sums(self, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int):
+        """The epoch's running sums over all ranks."""
         t = torch.stack([loss_sum.double(), correct.double(), torch.tensor(float(seen), dtype=torch.float64,
                                                                              device=loss_sum.device)])
         tdist.all_reduce(t)
@@ -201,18 +215,16 @@ class Dist:
 
     # ------------------------------------------------------------ state
 
-    def average_buffers(self, buffers: list[torch.Tensor]) -> None:
+    def _average_buffers(self, buffers: list[torch.Tensor]) -> None:
         """Average floating-point buffers (BatchNorm running statistics) over the ranks."""
-        if self.world == 1 or self.sync_bn:
+        if self.sync_bn:
             return
         for b in buffers:
             tdist.all_reduce(b)
             b.div_(self.world)
 
-    def check_in_sync(self, model: nn.Module, epoch: int) -> None:
+    def _check_in_sync(self, model: nn.Module, epoch: int) -> None:
         """Every rank must hold the same weights; RunError naming the epoch when they do not."""
-        if self.world == 1:
-            return
         self.digests = [""] * self.world
         tdist.all_gather_object(self.digests, weights_digest(model.state_dict()))
         if len(set(self.digests)) > 1:
@@ -363,8 +375,16 @@ def setup() -> Dist:
 
 
 def teardown(d: Dist) -> None:
+    """Destroy the process group setup() created, on every exit path of a run. The caller drops its DDP
+    wrapper first: the wrapper's reducer holds the C++ process group, and destroy_process_group() only
+    unregisters it, so with a wrapper still alive gloo's worker threads (and their pending work) would
+    live on until the garbage collector happens to free the wrapper's reference cycle, possibly during
+    interpreter shutdown, which aborts the process ("terminate called without an active exception").
+    Collecting here frees the group while the interpreter is whole."""
     if d.owns_group and tdist.is_initialized():
+        gc.collect()
         tdist.destroy_process_group()
+        gc.collect()
 
 
 def is_main_process() -> bool:

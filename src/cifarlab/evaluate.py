@@ -11,7 +11,8 @@ from torch import nn
 
 from .augment import Normalizer
 from .checkpoint import load_checkpoint
-from .pipeline import build, checkpoint_config
+from .errors import ConfigError
+from .pipeline import build, checkpoint_config, kept_rng
 from .runtime import Runtime, eval_runtime, fp32_runtime
 
 
@@ -103,14 +104,15 @@ def evaluate_checkpoint(path: str | Path, split: str = "test", data_dir=None, de
     evaluation actually run ({"precision", "tta"}).
     """
     if split not in ("test", "val"):
-        raise ValueError(f"split must be 'test' or 'val', got {split!r}")
+        raise ConfigError(f"split must be 'test' or 'val', got {split!r}")
     state = load_checkpoint(path, map_location="cpu")
     cfg = checkpoint_config(state, path)
     if split == "val" and cfg.data.val_size == 0:
-        raise ValueError(f"{path}: this run had no validation split (data.val_size=0)")
+        raise ConfigError(f"{path}: this run had no validation split (data.val_size=0)")
     runtime = fp32_runtime(device) if fp32 else eval_runtime(cfg.train, device)
     tta = cfg.train.tta if tta is None else tta
-    pipe = build(cfg, data_dir, runtime=runtime, weights_from=path)
+    with kept_rng():  # build() seeds the global generators for training; a library call keeps the caller's
+        pipe = build(cfg, data_dir, runtime=runtime, weights_from=path)
     s = pipe.splits
     x, y = (s.test_x, s.test_y) if split == "test" else (s.val_x, s.val_y)
     m = evaluate(pipe.model, x, y, pipe.normalize, pipe.runtime, cfg.train.eval_batch_size, confusion=confusion,

@@ -2,19 +2,18 @@
 
 Every file cifarlab writes goes through `atomic_write`: a temporary file in the same folder, flushed and
 fsynced, then renamed into place (os.replace is atomic on POSIX), so a killed job leaves either the old
-file or the new one, never half of one.
+file or the new one, never half of one. Records appended to a shared JSONL file (`append_jsonl`) are one
+O_APPEND write each, so processes appending at once never lose one. Importing this module changes
+nothing in the process (no umask round trip).
 """
 from __future__ import annotations
 
 import io
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any, Callable
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -32,8 +31,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[io.BufferedWriter], N
     """Write via `write(fileobj)` to a temp file beside `path`, fsync, rename. Cleans up on failure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the final file the usual mode
+    # mode 0o666 through the umask, as for any new file (mkstemp's 0600 would need the umask, and
+    # reading the umask means setting it, for every thread of the process)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -80,6 +81,16 @@ def read_jsonl(path) -> list[dict]:
 
 
 def append_jsonl(path, record: dict) -> None:
-    """Append one record; the file is rewritten atomically, so a kill never leaves half a line."""
-    old = read_jsonl(path) if Path(path).is_file() else []
-    write_jsonl(path, [*old, record])
+    """Append one record as one line: a single write to a file opened O_APPEND, then fsync. The kernel
+    places each such write at the end of the file as a whole, so shards appending at once lose no record,
+    and nothing already written is rewritten."""
+    line = (json.dumps(record) + "\n").encode()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        written = os.write(fd, line)
+        if written != len(line):  # a full disk: say so rather than leave half a record unnoticed
+            raise OSError(f"could not append a record to {path}: {written} of {len(line)} bytes written")
+        os.fsync(fd)
+    finally:
+        os.close(fd)

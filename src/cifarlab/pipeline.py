@@ -7,10 +7,16 @@ same data, split, normalization constants, model and initial weights for a confi
     pipe.model, pipe.splits.train_x, pipe.normalize, pipe.runtime, pipe.num_classes
     loader = pipe.train_loader(torch.Generator().manual_seed(cfg.train.seed))
     augment = pipe.augmenter(torch.Generator(device=pipe.runtime.device).manual_seed(cfg.train.seed + 1))
+    optimizer, lr_unit = pipe.optimizer(), pipe.lr_unit    # set_lr(optimizer, lr_at(...), lr_unit)
+    lookahead = pipe.lookahead(total_steps)                # None without optim.lookahead_every
+
+`build` seeds the process's global generators from cfg.train.seed (training draws dropout from them);
+`kept_rng()` around a call keeps the caller's.
 """
 from __future__ import annotations
 
 import random
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +30,7 @@ from .checkpoint import load_checkpoint, load_weights
 from .config import Config, from_dict, parse_widths
 from .errors import CheckpointError
 from .models import MODEL_OPTIONS, build_model
+from .optim import Lookahead, build_optimizer, torch_lr_wd
 from .runtime import Runtime, fp32_runtime, pick_device
 
 
@@ -50,11 +57,41 @@ class Pipeline:
         """Training transform (augment, then normalize); `generator` lives on runtime.device."""
         return Augmenter(self.cfg.augment, self.normalize, generator, n_train=len(self.splits.train_y))
 
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The optimizer optim.* describes, over the model's parameters."""
+        return build_optimizer(self.model, self.cfg.optim, self.cfg.train.batch_size, self.runtime.ns_dtype)
+
+    @property
+    def lr_unit(self) -> float:
+        """torch lr per unit of optim.lr (optim.per_1024 converts); set_lr multiplies by it."""
+        o = self.cfg.optim
+        return torch_lr_wd(o, self.cfg.train.batch_size)[0] / o.lr if o.lr else 1.0
+
+    def lookahead(self, total_steps: int) -> Lookahead | None:
+        """Lookahead's slow weights over the model (optim.lookahead_every), else None."""
+        o = self.cfg.optim
+        return Lookahead(self.model, o.lookahead_every, o.lookahead_decay, total_steps) if o.lookahead_every else None
+
 
 def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+@contextmanager
+def kept_rng():
+    """The caller's Python, NumPy and torch (CPU and CUDA) generator states, put back on exit: a library
+    call that builds a pipeline must not reseed the program that called it."""
+    py, np_state = random.getstate(), np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        try:
+            yield
+        finally:
+            random.setstate(py)
+            np.random.set_state(np_state)
 
 
 def new_model(cfg: Config, num_classes: int) -> nn.Module:
@@ -97,10 +134,12 @@ def checkpoint_config(state: dict, path: str | Path) -> Config:
 
 
 def load_model(path: str | Path, device: str = "cpu") -> tuple[nn.Module, Config, dict]:
-    """(model in eval mode on `device`, config, checkpoint dict) from a cifarlab checkpoint; no data."""
+    """(model in eval mode on `device`, config, checkpoint dict) from a cifarlab checkpoint; no data.
+    The caller's random generators are left as they were."""
     state = load_checkpoint(path, map_location=device)
     cfg = checkpoint_config(state, path)
     num_classes = data_mod.SPECS[cfg.data.dataset].num_classes
-    model = new_model(cfg, num_classes)
+    with kept_rng():  # the initialisation the checkpoint's weights replace draws from the global generator
+        model = new_model(cfg, num_classes)
     load_weights(model, state, path, target=f"{cfg.model.name} with {num_classes} classes")
     return model.to(device).eval(), cfg, state

@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .errors import ConfigError
+
 SIZE = 32  # CIFAR images are 32x32
 FITS = ("crop", "squash")
 _DRAFT_MIN = 2 * SIZE  # keep at least this many pixels on the short side when JPEG decoding shrinks
@@ -132,9 +134,9 @@ def predict_images(model, inputs, top_k: int = 5, batch_size: int = 256, fit: st
     from .runtime import fp32_runtime
 
     if top_k < 1 or batch_size < 1:
-        raise ValueError(f"top_k and batch_size must be at least 1, got {top_k} and {batch_size}")
+        raise ConfigError(f"top_k and batch_size must be at least 1, got {top_k} and {batch_size}")
     if fit not in FITS:
-        raise ValueError(f"fit must be one of {', '.join(FITS)}, got {fit!r}")
+        raise ConfigError(f"fit must be one of {', '.join(FITS)}, got {fit!r}")
     b = model if isinstance(model, Bundle) else load_bundle(model, device)
     items = find_images([inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs))
     rt = fp32_runtime(device)

@@ -1,4 +1,5 @@
-"""Every figure and table: matplotlib (Agg backend, imported lazily) and markdown/CSV text.
+"""Every figure and table: matplotlib (imported lazily) and markdown/CSV text. Figures are drawn on an
+explicit Agg canvas without pyplot, so the caller's matplotlib backend is never chosen or changed.
 
 Imports only io: callers pass plain numbers and histories, never runs or studies.
 """
@@ -10,28 +11,27 @@ from pathlib import Path
 from .io import write_bytes
 
 
-def _plt():
-    import matplotlib
+def _subplots(nrows: int = 1, ncols: int = 1, *, figsize, **kw):
+    """(figure, axes) like pyplot.subplots, on its own Agg canvas: no pyplot, no global backend."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols, **kw)
 
 
 def save_figure(fig, path: Path) -> None:
     """PNG via an in-memory buffer, written atomically."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    _plt().close(fig)
     write_bytes(path, buf.getvalue())
 
 
 def plot_curves(history: list[dict], path: Path, title: str = "") -> None:
     """Loss and accuracy, train vs validation, against epoch."""
-    plt = _plt()
     ep = [r["epoch"] for r in history]
-    fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (ax_l, ax_a) = _subplots(1, 2, figsize=(10, 3.8))
     ax_l.plot(ep, [r["train_loss"] for r in history], "o-", label="train")
     ax_a.plot(ep, [r["train_acc"] for r in history], "o-", label="train (augmented, running)")
     if history and history[0].get("val_acc") is not None:
@@ -90,8 +90,7 @@ def time_range(times_s: list[float]) -> str:
 
 def plot_val_overlay(curves: list[tuple[str, list[dict]]], path: Path, x_key: str = "epoch") -> None:
     """Validation accuracy of several runs (label, history) against epoch or cumulative training time."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = _subplots(figsize=(7, 4.2))
     for label, h in curves:
         if not h or h[0].get("val_acc") is None:
             continue
@@ -107,8 +106,7 @@ def plot_val_overlay(curves: list[tuple[str, list[dict]]], path: Path, x_key: st
 
 def plot_bars(labels: list[str], values: list[list[float]], path: Path, ylabel: str, title: str) -> None:
     """One bar per label: mean of its values with a standard-deviation error bar."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(labels)), 4))
+    fig, ax = _subplots(figsize=(max(5, 0.9 * len(labels)), 4))
     stats = [mean_std(v) for v in values]
     ax.bar(labels, [m for m, _ in stats], yerr=[s for _, s in stats], capsize=4, color="#4c72b0")
     for i, (m, _) in enumerate(stats):
@@ -119,9 +117,8 @@ def plot_bars(labels: list[str], values: list[list[float]], path: Path, ylabel: 
 
 
 def plot_per_class(per_class: list[float], names: list[str], path: Path) -> None:
-    plt = _plt()
     order = sorted(range(len(per_class)), key=lambda i: per_class[i])
-    fig, ax = plt.subplots(figsize=(max(6, len(names) * 0.16), 4))
+    fig, ax = _subplots(figsize=(max(6, len(names) * 0.16), 4))
     ax.bar(range(len(order)), [per_class[i] for i in order], color="#55a868")
     ax.set_xticks(range(len(order)), [names[i] for i in order], rotation=90, fontsize=6)
     ax.set(ylabel="test top-1 (%)", title="per-class accuracy of the selected model (sorted)")
@@ -134,12 +131,11 @@ def plot_confusion(conf, names: list[str], path: Path, title: str) -> None:
 
 def confusion_figure(conf, names: list[str], title: str):
     """Row-normalized confusion matrix ([true][pred] counts) as a matplotlib figure."""
-    plt = _plt()
     import numpy as np
 
     c = np.asarray(conf, dtype=float)
     c = c / c.sum(1, keepdims=True).clip(min=1) * 100
-    fig, ax = plt.subplots(figsize=(8, 7))
+    fig, ax = _subplots(figsize=(8, 7))
     im = ax.imshow(c, cmap="viridis")
     ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7 if len(names) <= 20 else 4)
     ax.set_yticks(range(len(names)), names, fontsize=7 if len(names) <= 20 else 4)
@@ -149,11 +145,10 @@ def confusion_figure(conf, names: list[str], title: str):
 
 
 def plot_misclassified(x_uint8, true, pred, names: list[str], path: Path, n: int = 24) -> None:
-    plt = _plt()
     wrong = (true != pred).nonzero().squeeze(1)[:n].tolist()
     cols = 8
     rows = max(1, (len(wrong) + cols - 1) // cols)  # one empty row when every image is right
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.5, 1.9 * rows), squeeze=False)
+    fig, axes = _subplots(rows, cols, figsize=(cols * 1.5, 1.9 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, wrong):
@@ -228,10 +223,9 @@ def plot_time_to_accuracy(points: list[dict], path: Path, title: str,
     """Test top-1 against time (log scale). points: label, time_s, acc, time_sd, acc_sd, kind
     ("cifarlab" | "seed" | "peer"). Peers are drawn hollow: measured with their own scripts.
     targets: (time_s, acc) corners drawn in grey: a point up and to the left of one meets it."""
-    plt = _plt()
     style = {"cifarlab": dict(marker="o", color="C0"), "seed": dict(marker="s", color="C2"),
              "peer": dict(marker="D", color="C3", markerfacecolor="none")}
-    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    fig, ax = _subplots(figsize=(7.5, 4.6))
     for t, a in targets:
         ax.plot([t, t, t / 3], [a + 2, a, a], color="0.6", linewidth=1)
         ax.annotate(f"target {a:g}% / {t:g} s", (t, a), textcoords="offset points", xytext=(-4, -10),

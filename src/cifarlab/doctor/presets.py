@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from .core import Report, diagnose
 
 
@@ -36,9 +37,9 @@ def preset_pipeline(preset: str, overrides: list[str] | None = None, data_dir=No
     """The diagnose() arguments for cifarlab's pipeline of a preset (CPU, fp32), with its own step and eval."""
     from ..config import make_config
     from ..evaluate import evaluate
-    from ..optim import build_optimizer, lr_at, set_lr, torch_lr_wd
+    from ..engine import train_step as engine_step
+    from ..optim import lr_at, set_lr
     from ..pipeline import build
-    from ..train import train_step as engine_step
     from .. import data as data_mod
 
     cfg = make_config(preset, overrides or [])
@@ -49,7 +50,7 @@ def preset_pipeline(preset: str, overrides: list[str] | None = None, data_dir=No
     ev = data_mod.DeviceLoader(ex, ey, 250, rt.device)  # small batches: the mode checks read one or two
 
     total_steps = cfg.train.epochs * len(train)
-    lr_unit = torch_lr_wd(cfg.optim, cfg.train.batch_size)[0] / cfg.optim.lr if cfg.optim.lr else 1.0
+    lr_unit = pipe.lr_unit
     steps_done: dict[int, int] = {}  # per optimizer copy: each check starts the schedule (warm-up) again
 
     def step(model, images, labels, loss_fn, optimizer):  # the engine's own step, on the engine's schedule
@@ -66,7 +67,7 @@ def preset_pipeline(preset: str, overrides: list[str] | None = None, data_dir=No
         return m.loss, m.top1 / 100
 
     return {"model": pipe.model, "loss_fn": nn.CrossEntropyLoss(label_smoothing=cfg.optim.label_smoothing),
-            "optimizer": build_optimizer(pipe.model, cfg.optim, cfg.train.batch_size),
+            "optimizer": pipe.optimizer(),
             "train_loader": PipelineLoader(train, pipe.augmenter(torch.Generator().manual_seed(cfg.train.seed + 1))),
             "eval_loader": PipelineLoader(ev, pipe.normalize), "num_classes": pipe.num_classes,
             "train_step": step, "evaluate": evaluate_fn}
@@ -86,6 +87,6 @@ def diagnose_script(path: str | Path) -> Report:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     if not hasattr(module, "pipeline"):
-        raise ValueError(f"{path}: define pipeline() returning a dict with model, loss_fn, optimizer, "
+        raise ConfigError(f"{path}: define pipeline() returning a dict with model, loss_fn, optimizer, "
                          "train_loader, eval_loader, num_classes (optionally train_step, evaluate, fit)")
     return diagnose(**module.pipeline())

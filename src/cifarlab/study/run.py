@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..io import write_text
-from ..train import train
+from ..engine import train
 from .report import write_study_report
 from .spec import is_done, load_study, missing_runs, resolve, run_dir, study_runs
 
