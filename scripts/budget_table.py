@@ -19,7 +19,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from cifarlab.config import make_config
-from cifarlab.io import read_jsonl, write_json
+from cifarlab.io import read_jsonl as _read_jsonl
+from cifarlab.io import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks/results"
@@ -27,6 +28,10 @@ TABLE = ROOT / "src/cifarlab/budget_table.json"
 RECIPES = {"cifar100": ["c100-tiny", "c100-sprint", "c100-fast", "c100-best"]}  # smallest network first
 # The records of rounds 1-2 name their CPU by model only; that machine was an Intel Xeon with AMX bf16.
 LEGACY_CLASS = {("Intel(R) Xeon(R) Processor (2 threads)", "bf16"): "cpu-amx-bf16"}
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return _read_jsonl(path) if path.is_file() else []
 
 
 def _class(rec: dict) -> str | None:

@@ -263,14 +263,20 @@ def data_note_block() -> str:
 
 
 def defaults_block() -> str:
-    """What `make train` and a bare `cifarlab train` run today (Makefile PRESET, cli.DEFAULT_PRESET)."""
+    """What `make train`, `make train-preset` and a bare `cifarlab train` run today (the Makefile's BUDGET and
+    PRESET, cli.DEFAULT_PRESET)."""
     from cifarlab.cli import DEFAULT_PRESET
 
-    make_preset = re.search(r"^PRESET\s*\?=\s*(\S+)", (ROOT / "Makefile").read_text(), re.M).group(1)
-    return (f"- `make train` runs `cifarlab train --preset {make_preset} --out runs/{make_preset} --overwrite`, "
-            f"then `scripts/vs_seed.py` (how the run compares with the seed project's result); "
-            f"`make train PRESET=NAME` picks another preset.\n"
-            f"- `cifarlab train` without `--preset` trains `{DEFAULT_PRESET}` into `runs/{DEFAULT_PRESET}-<date-time>`.")
+    make = (ROOT / "Makefile").read_text()
+    budget = re.search(r"^BUDGET\s*\?=\s*(\S+)", make, re.M).group(1)
+    preset = re.search(r"^PRESET\s*\?=\s*(\S+)", make, re.M).group(1)
+    return (f"- `make train` runs `cifarlab train --dataset cifar100 --budget {budget}`: it measures this machine, "
+            f"picks the recipe and schedule expected to be most accurate in {budget} of wall time, and re-plans if the "
+            f"machine slows; `make train BUDGET=15m` asks for another time. Then `scripts/vs_seed.py` compares the "
+            f"run with the seed project's result.\n"
+            f"- `make train-preset` trains the named preset `{preset}` (`PRESET=NAME` for another) exactly as written.\n"
+            f"- `cifarlab train` without `--preset` or `--budget` trains `{DEFAULT_PRESET}` into "
+            f"`runs/{DEFAULT_PRESET}-<date-time>`.")
 
 
 def tuning_command(rec: dict) -> str:

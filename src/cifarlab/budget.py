@@ -28,7 +28,8 @@ VIEWS = {0: 1, 1: 2, 2: 6}  # forward passes per test image at each test-time-au
 MARGIN_FRAC = 0.03  # of the budget, kept free for what the plan cannot see (summary, figures, jitter)
 MARGIN_S = 2.0
 MIN_EPOCHS_FRAC = 0.5  # a recipe is considered down to this fraction of its shortest measured schedule
-CALIBRATE_S = 2.0  # seconds of timed steps per calibrated recipe (after one warm-up step)
+CALIBRATE_S = 2.0  # seconds of timed steps per calibrated recipe (after one warm-up step), at most
+CALIBRATE_FRAC = 0.01  # ... and at most this fraction of the budget (still at least two steps)
 
 
 def parse_duration(text: str) -> float:
@@ -312,13 +313,14 @@ def plan_for_run(dataset: str, budget_s: float, t_start: float, train_x, n_test:
     recipes = load_table(dataset, table)
     n_train = len(train_x)
     cfgs = {r.preset: make_config(r.preset) for r in recipes}
-    measured = {recipes[0].preset: calibrate(cfgs[recipes[0].preset], train_x, rt, num_classes)}
+    seconds = min(CALIBRATE_S, CALIBRATE_FRAC * budget_s)
+    measured = {recipes[0].preset: calibrate(cfgs[recipes[0].preset], train_x, rt, num_classes, seconds)}
     hw_class = rt.hw.hw_class if rt.hw is not None else "cpu"
     plan = _plan_now(recipes, measured, hw_class, budget_s, t_start, n_train, n_test)
     chosen = plan.chosen.recipe.preset
-    cost_s = 2 * plan.chosen.recipe.batch_size / plan.chosen.rate.train_img_s + CALIBRATE_S
+    cost_s = 3 * plan.chosen.recipe.batch_size / plan.chosen.rate.train_img_s + seconds
     if chosen not in measured and cost_s <= 0.03 * budget_s:
-        measured[chosen] = calibrate(cfgs[chosen], train_x, rt, num_classes)
+        measured[chosen] = calibrate(cfgs[chosen], train_x, rt, num_classes, seconds)
         plan = _plan_now(recipes, measured, hw_class, budget_s, t_start, n_train, n_test)
     log(plan.describe())
     return plan

@@ -25,6 +25,8 @@ def _cmd_train(a) -> int:
                            "(--out DIR --overwrite) instead of resuming")
         out = Path(a.resume)
         result = train(None, out=out, data_dir=a.data_dir, resume=True, quiet=a.quiet)
+    elif a.budget:
+        out, result = _train_budget(a)
     else:
         cfg = make_config(a.preset or DEFAULT_PRESET, [*a.set, *(["log.tensorboard=true"] if a.tensorboard else [])])
         out = Path(a.out) if a.out else Path("runs") / f"{cfg.name}-{dt.datetime.now():%Y%m%d-%H%M%S}"
@@ -40,6 +42,17 @@ def _cmd_train(a) -> int:
         append_record(Path(a.record), result.summary, out)
         print(f"recorded in {a.record}")
     return 0
+
+
+def _train_budget(a):
+    from .budget import parse_duration, train_within
+
+    if a.preset or a.set or a.tensorboard:
+        raise ConfigError("--budget picks the recipe itself (budget_table.json); drop --preset/--set/--tensorboard, "
+                          "or train a named preset without --budget")
+    budget_s = parse_duration(a.budget)
+    out = Path(a.out) if a.out else Path("runs") / f"{a.dataset}-budget-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    return out, train_within(a.dataset, budget_s, out=out, data_dir=a.data_dir, quiet=a.quiet, overwrite=a.overwrite)
 
 
 def _cmd_eval(a) -> int:
@@ -61,12 +74,31 @@ def _cmd_eval(a) -> int:
     return 0
 
 
+def _bench_budget(a, seeds: list[int]) -> int:
+    from .bench import BUDGET_RESULTS, run_budget_bench
+    from .budget import parse_duration
+
+    if a.preset or a.set:
+        raise ConfigError("bench --budget picks the recipe itself; drop the preset and --set")
+    record = None if a.no_record else Path(a.record or BUDGET_RESULTS)
+    command = " ".join(["cifarlab", "bench", "--budget", a.budget, "--dataset", a.dataset,
+                        *(["--seed-list", *map(str, seeds)] if a.seed_list else ["--seeds", str(a.seeds)])])
+    run_budget_bench(a.dataset, parse_duration(a.budget), seeds, a.data_dir, record, command=command, keep=a.keep)
+    if record is not None:
+        print(f"recorded in {record}")
+    return 0
+
+
 def _cmd_bench(a) -> int:
     from .bench import RESULTS, run_bench
     from .config import make_config
 
-    cfg = make_config(a.preset, a.set)
     seeds = a.seed_list if a.seed_list else list(range(a.seeds))
+    if a.budget:
+        return _bench_budget(a, seeds)
+    if not a.preset:
+        raise ConfigError("bench needs a preset (cifarlab presets) or --budget TIME")
+    cfg = make_config(a.preset, a.set)
     record = None if a.no_record else Path(a.record or RESULTS)
     command = " ".join(["cifarlab", "bench", a.preset,
                         *(["--seed-list", *map(str, seeds)] if a.seed_list else ["--seeds", str(a.seeds)]),
@@ -182,20 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cifarlab", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a preset")
-    t.add_argument("--preset", help=f"preset name or YAML path (default {DEFAULT_PRESET})")
-    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set optim.lr=0.01 (repeatable)")
-    t.add_argument("--out", help="run folder (default runs/PRESET-TIMESTAMP)")
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly")
-    t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
-    t.add_argument("--data-dir", help="folder holding cifar-10-batches-py/ or cifar-100-python/")
-    t.add_argument("--record", metavar="FILE.jsonl", help="append this run's result record to FILE")
-    t.add_argument("--tensorboard", action="store_true",
-                   help="TensorBoard event files in RUN_DIR/tensorboard/ (= --set log.tensorboard=true; "
-                        "pip install 'cifarlab[tensorboard]')")
-    t.add_argument("--quiet", action="store_true")
-    t.set_defaults(func=_cmd_train)
+    _add_train_parser(sub)
 
     _add_eval_parser(sub)
 
@@ -240,6 +259,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _add_train_parser(sub) -> None:
+    t = sub.add_parser("train", help="train a preset")
+    t.add_argument("--preset", help=f"preset name or YAML path (default {DEFAULT_PRESET})")
+    t.add_argument("--budget", metavar="TIME", help="train the most accurate model this machine reaches in TIME "
+                   "(90s, 5m, 1h30m): measures the machine, picks a recipe and schedule, re-plans if it slows")
+    t.add_argument("--dataset", choices=["cifar10", "cifar100"], default="cifar100", help="with --budget")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set optim.lr=0.01 (repeatable)")
+    t.add_argument("--out", help="run folder (default runs/PRESET-TIMESTAMP)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    t.add_argument("--data-dir", help="folder holding cifar-10-batches-py/ or cifar-100-python/")
+    t.add_argument("--record", metavar="FILE.jsonl", help="append this run's result record to FILE")
+    t.add_argument("--tensorboard", action="store_true",
+                   help="TensorBoard event files in RUN_DIR/tensorboard/ (= --set log.tensorboard=true; "
+                        "pip install 'cifarlab[tensorboard]')")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=_cmd_train)
+
+
 def _add_eval_parser(sub) -> None:
     e = sub.add_parser("eval", help="evaluate a checkpoint on the test (or val) split")
     e.add_argument("checkpoint")
@@ -254,7 +293,10 @@ def _add_eval_parser(sub) -> None:
 def _add_bench_parser(sub) -> None:
     b = sub.add_parser("bench", help="time to accuracy: train a preset's fixed schedule on all training "
                                      "images, per seed, timed like the speed records")
-    b.add_argument("preset", help="preset name or YAML path")
+    b.add_argument("preset", nargs="?", help="preset name or YAML path (or --budget)")
+    b.add_argument("--budget", metavar="TIME", help="benchmark `train --budget TIME` instead of a preset "
+                   "(records in benchmarks/results/budget_runs.jsonl)")
+    b.add_argument("--dataset", choices=["cifar10", "cifar100"], default="cifar100", help="with --budget")
     b.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
     b.add_argument("--seed-list", type=int, nargs="+", metavar="SEED", help="these seeds instead")
     b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
