@@ -5,9 +5,10 @@ import math
 
 import torch
 
-from .core import Check, Context, Finding, found, register
-from .limits import ZERO_GRAD_RATIO
+from .core import Check, Context, Finding, found, inconclusive, register
+from .limits import AUDIT_PASSES, ZERO_GRAD_RATIO
 from .probes import logits_of, mode_layers, run_loop
+from .trace import eval_in_train_mode, has_phases, train_after_eval_in_eval_mode
 
 
 def _grad_norm(model) -> float:
@@ -39,6 +40,8 @@ def check_optimizer_params(ctx: Context) -> list[Finding]:
 def check_missing_zero_grad(ctx: Context) -> list[Finding]:
     if ctx.cache.get("foreign_optimizer"):
         return []  # zero_grad() cannot clear gradients the optimizer does not hold: reported above
+    if ctx.trace is not None:
+        return _zero_grad_observed(ctx.trace)
     model, opt = ctx.fresh()
     for g in opt.param_groups:
         g["lr"] = 0.0  # weights stay put, so two calls see the same function
@@ -55,22 +58,40 @@ def check_missing_zero_grad(ctx: Context) -> list[Finding]:
     return []
 
 
+def _zero_grad_observed(trace) -> list[Finding]:
+    """`doctor run`: a backward onto gradients the previous optimizer step left in place, as it happened."""
+    if trace.stale_backwards:
+        return [found("missing-zero-grad", "error", f"{trace.stale_backwards} of {trace.backwards} backward "
+                      "calls in your loop added to gradients left over from before the previous optimizer step "
+                      "(no zero_grad() between steps)")]
+    if trace.steps < 2:
+        return [inconclusive("missing-zero-grad", f"the script made {trace.steps} optimizer step(s) in the audit",
+                             "needs two steps of the training loop")]
+    return []
+
+
+def _forwards(ctx: Context, model, opt):
+    """(phase, modes) of every forward of the user's loop: observed (`doctor run`) or from a loop run."""
+    if ctx.trace is not None:
+        return ctx.trace.forwards(ctx.model)
+    if "loop" not in ctx.cache:
+        ctx.cache["loop"] = run_loop(ctx, model, opt)
+    return ctx.cache["loop"].forwards
+
+
 def check_train_mode(ctx: Context) -> list[Finding]:
     """Judged on the first training forward that follows an evaluation in the user's loop."""
     model, opt = ctx.fresh()
     if not mode_layers(model):
         return []
-    rec = ctx.cache["loop"] = run_loop(ctx, model, opt)
-    seen_eval = False
-    for phase, modes in rec.forwards:
-        if phase == "eval":
-            seen_eval = True
-        elif phase == "train" and seen_eval:
-            if not any(modes):
-                return [found("train-mode", "error",
-                              "dropout / batch-norm layers are in eval mode in the first training step after an "
-                              "evaluation: dropout is off and batch-norm statistics freeze while training")]
-            return []
+    forwards = _forwards(ctx, model, opt)
+    if train_after_eval_in_eval_mode(forwards):
+        return [found("train-mode", "error",
+                      "dropout / batch-norm layers are in eval mode in the first training step after an "
+                      "evaluation: dropout is off and batch-norm statistics freeze while training")]
+    if "train" not in has_phases(forwards):
+        return [inconclusive("train-mode", "no training forward was observed",
+                             f"needs {int(AUDIT_PASSES.value)} passes of the training loop")]
     return []
 
 
@@ -90,10 +111,11 @@ def check_eval_mode(ctx: Context) -> list[Finding]:
     model, opt = ctx.fresh()
     findings = []
     if mode_layers(model):
-        rec = ctx.cache.get("loop")
-        if rec is None:  # train-mode did not run (checks= subset): run the loop here
-            rec = run_loop(ctx, model, opt)
-        if any(phase == "eval" and any(modes) for phase, modes in rec.forwards):
+        forwards = _forwards(ctx, model, opt)
+        if "eval" not in has_phases(forwards):
+            findings.append(inconclusive("eval-mode", "no evaluation forward was observed in the audit",
+                                         "needs the script to evaluate within its first passes or after training"))
+        if eval_in_train_mode(forwards):
             findings.append(found("eval-mode", "error",
                                   "dropout / batch-norm layers are in train mode during evaluation: predictions "
                                   "are random (dropout) and batch-norm uses (and updates) batch statistics"))
