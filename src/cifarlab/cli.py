@@ -198,6 +198,19 @@ def _cmd_export(a) -> int:
     return 0
 
 
+def _add_doctor_parser(sub) -> None:
+    dr = sub.add_parser("doctor", help="check a training pipeline for classic bugs",
+                        usage="cifarlab doctor run SCRIPT [ARGS...] | --preset NAME | --script FILE")
+    dr.add_argument("command", nargs="?", help="run: audit an unmodified training script (run -h for more)")
+    dr.add_argument("script_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    g = dr.add_mutually_exclusive_group()
+    g.add_argument("--preset")
+    g.add_argument("--script", help="a .py file whose pipeline() returns diagnose() arguments")
+    dr.add_argument("--set", action="append", default=[])
+    dr.add_argument("--data-dir")
+    dr.set_defaults(func=_cmd_doctor)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cifarlab", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = p.add_subparsers(dest="command", required=True)
@@ -249,16 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--quiet", action="store_true")
     ab.set_defaults(func=_cmd_ablate)
 
-    dr = sub.add_parser("doctor", help="check a training pipeline for classic bugs",
-                        usage="cifarlab doctor run SCRIPT [ARGS...] | --preset NAME | --script FILE")
-    dr.add_argument("command", nargs="?", help="run: audit an unmodified training script (run -h for more)")
-    dr.add_argument("script_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    g = dr.add_mutually_exclusive_group()
-    g.add_argument("--preset")
-    g.add_argument("--script", help="a .py file whose pipeline() returns diagnose() arguments")
-    dr.add_argument("--set", action="append", default=[])
-    dr.add_argument("--data-dir")
-    dr.set_defaults(func=_cmd_doctor)
+    _add_doctor_parser(sub)
     _add_use_parsers(sub)
     return p
 

@@ -155,6 +155,7 @@ register(Check(
     "rate is > 0 and the loss stays connected to the outputs (no .item()/.detach() before backward)"))
 register(Check(
     "diverges", FAMILY, check_diverges, "error / info",
+    "`doctor run`: a non-finite loss your script backpropagated; then (both forms) "
     "your `train_step` on real training batches (your optimizer, learning rate and augmentation) for "
     "RUN_STEPS steps or RUN_BUDGET_S (ended early as healthy once the loss has halved, after RUN_MIN_STEPS): "
     "non-finite loss or weights, a running-mean loss that grows, or every image getting the same output "

@@ -137,22 +137,25 @@ register(Check(
     "a second optimizer for the missing part (warning only)",
     "create the optimizer from model.parameters() after the model (and any replaced layer) is final"))
 register(Check(
-    "missing-zero-grad", FAMILY, check_missing_zero_grad, "error",
-    "gradient norm after one and after two `train_step` calls on the same batch with the learning rate set "
-    "to 0 and the same dropout masks", "second / first > ZERO_GRAD_RATIO",
+    "missing-zero-grad", FAMILY, check_missing_zero_grad, "error / info",
+    "`doctor run`: at every backward of your loop, gradients still non-zero from before the previous "
+    "optimizer step; diagnose(): gradient norm after one and after two `train_step` calls on the same batch "
+    "with the learning rate set to 0 and the same dropout masks",
+    "any backward onto left-over gradients; second / first > ZERO_GRAD_RATIO",
     "a step that intentionally accumulates gradients (gradient accumulation)",
     "call optimizer.zero_grad() before loss.backward() in every step"))
 register(Check(
-    "train-mode", FAMILY, check_train_mode, "error",
-    "your loop (`fit`, or `train_step` epochs each followed by `evaluate`) run for LOOP_EPOCHS epochs of "
-    "LOOP_TRAIN_BATCHES batches; each forward is attributed to training or evaluation by the batch it "
-    "receives; the dropout/batch-norm modes of the first training forward after an evaluation",
-    "all in eval mode", "none when `fit` is given; without it, a loop that never evaluates mid-training "
-    "is assumed to evaluate after each epoch (pass `fit`)",
+    "train-mode", FAMILY, check_train_mode, "error / info",
+    "`doctor run`: your loop as it ran (AUDIT_PASSES training passes); diagnose(): your loop (`fit`, or "
+    "`train_step` epochs each followed by `evaluate`) run for LOOP_EPOCHS epochs of LOOP_TRAIN_BATCHES "
+    "batches; each forward is training or evaluation (backpropagated or not / by the batch it receives); "
+    "the dropout/batch-norm modes of the first training forward after an evaluation",
+    "all in eval mode", "diagnose() without `fit`: a loop that never evaluates mid-training is assumed to "
+    "evaluate after each epoch (pass `fit`, or use `doctor run`)",
     "call model.train() at the start of each training epoch (and after every mid-epoch validation)"))
 register(Check(
-    "eval-mode", FAMILY, check_eval_mode, "error",
-    "the dropout/batch-norm modes of every evaluation forward in the same loop run; and two eval-mode "
+    "eval-mode", FAMILY, check_eval_mode, "error / info",
+    "the dropout/batch-norm modes of every evaluation forward in the same loop run (or observed by `doctor run`); and two eval-mode "
     "forwards of the same batch under different seeds", "any layer in train mode; any difference",
     "MC-dropout evaluation on purpose",
     "call model.eval() at the start of evaluation (and model.train() after it)"))

@@ -277,6 +277,7 @@ register(Check(
     "put a non-linearity (e.g. ReLU) between the two Linear layers"))
 register(Check(
     "init-loss", FAMILY, check_init_loss, "warning",
-    "the loss of the model as given on the first batch vs ln(C)", "|loss − ln C| > INIT_LOSS_TOL × ln C",
+    "the loss of the model as given on the first batch (`doctor run`: the first loss your script "
+    "backpropagated) vs ln(C)", "|loss − ln C| > INIT_LOSS_TOL × ln C",
     "a model that is already trained (expected to be low)",
     "check the last layer's initialization and the loss/output pairing (ignore for a trained model)"))

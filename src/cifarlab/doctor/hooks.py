@@ -45,7 +45,8 @@ class Observer:
         self.active = True
         self.depth = 0  # nesting of module forwards: only depth-0 calls are recorded
         self.episode = 0
-        self.current = None  # LoaderUse that yielded last
+        self.current = None  # LoaderUse whose batch is in hand (the innermost open pass that yielded last)
+        self.open: list = []  # LoaderUse of the passes under way, outermost first
         self.after_cut = 0  # loader passes since training loaders were cut
         self.empty = 0
         self.deadline = clock() + (AUDIT_BUDGET_S.value if budget_s is None else budget_s)
@@ -136,33 +137,40 @@ class Observer:
 
     def loader_iter(self, loader, iterator):
         use = self.trace.loaders.setdefault(id(loader), LoaderUse(loader))
-        self._close_pass()
         self.stop_if_over("loader pass")
-        if any(u.train_passes >= AUDIT_PASSES.value for u in self.trace.loaders.values()):
-            self.trace.cut = self.trace.cut or f"{int(AUDIT_PASSES.value)} passes of the training loop observed"
-            if use.train_passes:  # training seen enough: the script's remaining epochs run empty
-                self.empty += 1
-                if self.empty > EMPTY_PASSES:
-                    raise AuditStop(self.trace.cut)
-                return
-            self.after_cut += 1
-            if self.after_cut > AUDIT_EVAL_PASSES.value:
-                raise AuditStop(self.trace.cut)
+        if self._cut(use):
+            return
         use.passes += 1
-        self.current = use
-        for i, batch in enumerate(iterator):
-            if i >= AUDIT_BATCHES.value:
-                break
-            use.batches += 1
-            self.current = use
-            self.episode += 1
-            yield batch
-        self._close_pass()
+        self.open.append(use)
+        try:
+            for i, batch in enumerate(iterator):
+                if i >= AUDIT_BATCHES.value:
+                    break
+                use.batches += 1
+                self.current = use
+                self.episode += 1
+                yield batch
+        finally:  # the pass ended (or the script broke out of it): steps since its start were its steps
+            self.open.pop(max(i for i, u in enumerate(self.open) if u is use))
+            use.train_passes += use.stepped
+            use.stepped = False
+            # a validation nested in a training pass hands the batch in hand back to the training pass
+            self.current = self.open[-1] if self.open else use
 
-    def _close_pass(self) -> None:
-        if self.current is not None and self.current.stepped:
-            self.current.train_passes += 1
-            self.current.stepped = False
+    def _cut(self, use) -> bool:
+        """True when this pass runs empty (training seen enough); AuditStop when the audit is over."""
+        if not any(u.train_passes >= AUDIT_PASSES.value for u in self.trace.loaders.values()):
+            return False
+        self.trace.cut = self.trace.cut or f"{int(AUDIT_PASSES.value)} passes of the training loop observed"
+        if use.train_passes:  # training seen enough: the script's remaining epochs run empty
+            self.empty += 1
+            if self.empty > EMPTY_PASSES:
+                raise AuditStop(self.trace.cut)
+            return True
+        self.after_cut += 1
+        if self.after_cut > AUDIT_EVAL_PASSES.value:
+            raise AuditStop(self.trace.cut)
+        return False
 
 
 # ---------------------------------------------------------------- installing and removing
@@ -223,7 +231,6 @@ def observe(budget_s: float | None = None):
         yield obs
     finally:
         obs.active = False
-        obs._close_pass()
         for h in handles:
             h.remove()
         for owner, name, old in saved:

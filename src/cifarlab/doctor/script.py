@@ -87,11 +87,10 @@ def _as_main(script: Path, args: list[str], cwd: Path):
 
 
 def _script_traceback(e: BaseException) -> str:
-    """The traceback without the doctor's and runpy's own frames."""
+    """The traceback without the doctor's, runpy's and torch's own frames (the user's code and the error)."""
     tb = traceback.TracebackException.from_exception(e)
-    here = str(Path(__file__).parent)
-    tb.stack = traceback.StackSummary.from_list(
-        [f for f in tb.stack if not f.filename.startswith(here) and "runpy" not in f.filename])
+    hidden = (str(Path(__file__).parent), str(Path(torch.__file__).parent), "<frozen runpy>")
+    tb.stack = traceback.StackSummary.from_list([f for f in tb.stack if not f.filename.startswith(hidden)])
     return "".join(tb.format())
 
 
