@@ -5,7 +5,8 @@ public code), with the doctor's full budgets; records what it reports.
 
 A bug is caught when the script's EXPECT code is reported as an error; a false error is any error on a
 correct script (c_*); warnings on correct scripts are counted separately (a warning should mean a likely
-problem). Times: wall seconds of the whole audit (script + checks) and of the script's bounded run.
+problem). Times: wall seconds of the whole audit (script + checks) and of the script's bounded run, and
+this process's CPU seconds (all threads; unlike wall time, not stretched by other jobs on the machine).
 """
 from __future__ import annotations
 
@@ -45,13 +46,14 @@ def constants(path: Path) -> dict:
 def run_entry(name: str) -> dict:
     path = SCRIPTS / f"{name}.py"
     const = constants(path)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory() as cwd:
         report = run_script(path, [], cwd=cwd, quiet=True)
     rec = {"name": name, "source": const.get("SOURCE"), "expect": const.get("EXPECT"),
            "errors": sorted(report.codes("error")), "warnings": sorted(report.codes("warning")),
            "inconclusive": sorted({f.code for f in report.findings if f.inconclusive}),
            "crashed": report.crash is not None, "time_s": round(time.perf_counter() - t0, 1),
+           "cpu_s": round(time.process_time() - c0, 1),  # all threads of this process: independent of other jobs
            "script_s": float(report.audit[0].rsplit(": ", 1)[1].split(" s")[0]), "check_cpu_s": round(report.cpu_s, 1)}
     if rec["expect"]:
         rec["caught"] = rec["expect"] in rec["errors"]
