@@ -171,10 +171,30 @@ def _cmd_ablate(a) -> int:
     return 0
 
 
-def _cmd_doctor(a) -> int:
-    from .doctor import diagnose_preset, diagnose_script
+def _doctor_run_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cifarlab doctor run", description="audit an unmodified training script: "
+                                "run it as `python SCRIPT ARGS` would, a few batches and two training passes, "
+                                "under hooks, then check what it built and did")
+    p.add_argument("--in-place", action="store_true", help="let the script write into the working directory "
+                   "(default: a temporary copy of it, removed afterwards)")
+    p.add_argument("script")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="the script's own arguments")
+    return p
 
-    report = diagnose_script(a.script) if a.script else diagnose_preset(a.preset, a.set, a.data_dir)
+
+def _cmd_doctor(a) -> int:
+    from .doctor import diagnose_preset, diagnose_script, run_script
+
+    if a.command == "run":
+        r = _doctor_run_parser().parse_args(a.script_args)
+        report = run_script(r.script, r.args, in_place=r.in_place)
+    elif a.command or a.script_args:
+        raise SystemExit(f"cifarlab doctor: unknown command {a.command or a.script_args[0]!r}; "
+                         "use `doctor run SCRIPT [ARGS...]`, `doctor --preset NAME` or `doctor --script FILE`")
+    elif not (a.script or a.preset):
+        raise SystemExit("cifarlab doctor: give `run SCRIPT [ARGS...]`, --preset NAME or --script FILE")
+    else:
+        report = diagnose_script(a.script) if a.script else diagnose_preset(a.preset, a.set, a.data_dir)
     print(report)
     return 0 if report.ok else 1
 
@@ -208,6 +228,19 @@ def _cmd_export(a) -> int:
         return 2
     print(f"wrote {out}")
     return 0
+
+
+def _add_doctor_parser(sub) -> None:
+    dr = sub.add_parser("doctor", help="check a training pipeline for classic bugs",
+                        usage="cifarlab doctor run SCRIPT [ARGS...] | --preset NAME | --script FILE")
+    dr.add_argument("command", nargs="?", help="run: audit an unmodified training script (run -h for more)")
+    dr.add_argument("script_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    g = dr.add_mutually_exclusive_group()
+    g.add_argument("--preset")
+    g.add_argument("--script", help="a .py file whose pipeline() returns diagnose() arguments")
+    dr.add_argument("--set", action="append", default=[])
+    dr.add_argument("--data-dir")
+    dr.set_defaults(func=_cmd_doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -248,13 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--quiet", action="store_true")
     ab.set_defaults(func=_cmd_ablate)
 
-    dr = sub.add_parser("doctor", help="check a training pipeline for classic bugs")
-    g = dr.add_mutually_exclusive_group(required=True)
-    g.add_argument("--preset")
-    g.add_argument("--script", help="a .py file whose pipeline() returns diagnose() arguments")
-    dr.add_argument("--set", action="append", default=[])
-    dr.add_argument("--data-dir")
-    dr.set_defaults(func=_cmd_doctor)
+    _add_doctor_parser(sub)
     _add_use_parsers(sub)
     return p
 

@@ -6,7 +6,7 @@ import random
 import numpy as np
 import torch
 
-from .core import Check, Context, Finding, found, register
+from .core import Check, Context, Finding, found, inconclusive, register
 from .limits import (EVAL_ON_TRAIN_FRACTION, EVAL_REREAD_ITEMS, NORM_ERROR_MEAN, NORM_ERROR_PEAK,
                      NORM_ERROR_STD_HIGH, NORM_ERROR_STD_LOW, NORM_WARN_MEAN, NORM_WARN_STD,
                      OUTPUT_OVERLAP_FRACTION, TRAIN_HASH_BATCHES)
@@ -45,7 +45,14 @@ def _reread(ds, n: int) -> tuple[int, int]:
     return differ, len(idx)
 
 
+def _no_eval_loader(code: str) -> list[Finding]:
+    return [inconclusive(code, "the script created no evaluation DataLoader the audit could see",
+                         "needs the evaluation data as a DataLoader (or pass eval_loader to diagnose())")]
+
+
 def check_eval_augmented(ctx: Context) -> list[Finding]:
+    if ctx.eval_loader is None:
+        return _no_eval_loader("eval-augmented")
     ds = getattr(ctx.eval_loader, "dataset", None)
     if ds is not None and hasattr(ds, "__getitem__") and hasattr(ds, "__len__") and len(ds) > 0:
         differ, n = _reread(ds, int(EVAL_REREAD_ITEMS.value))
@@ -61,6 +68,8 @@ def check_eval_augmented(ctx: Context) -> list[Finding]:
 
 
 def check_eval_on_train(ctx: Context) -> list[Finding]:
+    if ctx.eval_loader is None:
+        return _no_eval_loader("eval-on-train")
     if ctx.eval_loader is ctx.train_loader:
         return [found("eval-on-train", "error", "the eval loader is the training loader")]
     eh, th = item_hashes(ctx.eval_loader), item_hashes(ctx.train_loader)

@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .core import Check, Context, Finding, clock, found, register
+from .core import Check, Context, Finding, clock, found, inconclusive, register
 from .limits import (DEAD_OUTPUT_STD, FIT_ACCURACY, FIT_BUDGET_S, FIT_CHECK_EVERY, FIT_IMAGES, FIT_MAX_STEPS,
                      FIT_MIN_STEPS, FIT_NO_PROGRESS, RUN_BLOWUP, RUN_BUDGET_S, RUN_HEALTHY, RUN_MIN_STEPS, RUN_STEPS, RUN_WINDOW)
 from .probes import logits_of, loss_value
@@ -67,14 +67,13 @@ def check_cannot_overfit(ctx: Context) -> list[Finding]:
         return [found("cannot-overfit", "error", f"{what} and the loss did not fall (final/initial "
                       f"{ratio:.2f}): the pipeline does not learn")]
     if no_progress:  # too few steps in the budget for a verdict
-        return [found("cannot-overfit", "warning", f"inconclusive: {what}; the loss has not fallen yet "
-                      f"(final/initial {ratio:.2f}) but the budget allowed only {step} steps",
-                      "fit one batch by hand for a few hundred steps if the model is large")]
+        return [inconclusive("cannot-overfit", f"{what}; the loss has not fallen yet (final/initial {ratio:.2f}) "
+                             f"but the budget allowed only {step} steps", f"needs {int(FIT_MIN_STEPS.value)} "
+                             "steps on one batch: fit one by hand for a few hundred steps if the model is large")]
     out_of = "time budget" if step < FIT_MAX_STEPS.value else "step budget"
-    return [found("cannot-overfit", "warning", f"inconclusive: {what}; the loss fell (final/initial {ratio:.2f}) "
-                  f"but the batch was not fit within the {out_of}",
-                  "nothing may be wrong (slow optimizer settings, large model); if training stalls, check the "
-                  "learning rate and regularization")]
+    return [inconclusive("cannot-overfit", f"{what}; the loss fell (final/initial {ratio:.2f}) but the batch "
+                         f"was not fit within the {out_of}", "needs more steps than the budget allows (slow "
+                         "optimizer settings, large model); if training stalls, check the learning rate")]
 
 
 def _batches(loader):
@@ -98,6 +97,12 @@ def _output_spread(model, x) -> float:
 
 
 def check_diverges(ctx: Context) -> list[Finding]:
+    """`doctor run`: a non-finite loss the script itself backpropagated is the verdict; otherwise (and in the
+    pipeline form) the run continues from the script's model and optimizer state on real batches."""
+    bad = ctx.trace.nonfinite_loss() if ctx.trace is not None else None
+    if bad is not None:
+        return [found("diverges", "error", f"the loss your script backpropagated became {bad[1]} at backward "
+                      f"call {bad[0]}")]
     model, opt = ctx.fresh()
     x0 = ctx.batch[0]
     spread0 = _output_spread(model, x0)
@@ -130,31 +135,32 @@ def check_diverges(ctx: Context) -> list[Finding]:
                       "killed the network (dead ReLUs after too large updates)")]
     healthy = len(losses) >= 2 * window and _mean(losses[-window:]) < RUN_HEALTHY.value * _mean(losses[:window])
     if step < RUN_STEPS.value and not healthy:
-        return [found("diverges", "warning", f"inconclusive: ran {step} of {int(RUN_STEPS.value)} steps within "
-                      "the time budget; no divergence so far",
-                      "run a few hundred steps by hand and watch the loss if the model is large")]
+        return [inconclusive("diverges", f"ran {step} of {int(RUN_STEPS.value)} steps within the time budget; "
+                             "no divergence so far", f"needs {int(RUN_STEPS.value)} steps: run them by hand and "
+                             "watch the loss if the model is large")]
     return []
 
 
 FAMILY = "fit"
 register(Check(
-    "cannot-overfit", FAMILY, check_cannot_overfit, "error / warning",
+    "cannot-overfit", FAMILY, check_cannot_overfit, "error / info",
     "your `train_step` repeated on the first FIT_IMAGES images of the first batch, with your optimizer and "
     "learning rate, for up to FIT_MAX_STEPS steps or FIT_BUDGET_S; accuracy on them (eval mode) every "
     "FIT_CHECK_EVERY steps; the loss your step returns, first vs last tenth",
     "error: no weight changed, or not fit and final/initial loss > FIT_NO_PROGRESS after ≥ FIT_MIN_STEPS steps "
-    "(no learning); warning (inconclusive): fewer steps fitted in the budget, or the loss fell but the batch "
+    "(no learning); info (inconclusive): fewer steps fitted in the budget, or the loss fell but the batch "
     "was not fit",
-    "very heavy regularization or frozen models (error); slow settings or big models (warning)",
+    "very heavy regularization or frozen models (error); slow settings or big models (info)",
     "check that optimizer.step() is called, the optimizer holds this model's parameters, the learning "
     "rate is > 0 and the loss stays connected to the outputs (no .item()/.detach() before backward)"))
 register(Check(
-    "diverges", FAMILY, check_diverges, "error / warning",
+    "diverges", FAMILY, check_diverges, "error / info",
+    "`doctor run`: a non-finite loss your script backpropagated; then (both forms) "
     "your `train_step` on real training batches (your optimizer, learning rate and augmentation) for "
     "RUN_STEPS steps or RUN_BUDGET_S (ended early as healthy once the loss has halved, after RUN_MIN_STEPS): "
     "non-finite loss or weights, a running-mean loss that grows, or every image getting the same output "
     "afterwards; also a non-finite loss while fitting one batch",
     "any non-finite value; mean of the last RUN_WINDOW losses > RUN_BLOWUP × the first RUN_WINDOW; output "
-    "std across images ≤ DEAD_OUTPUT_STD (was above); warning when the budget ends first",
+    "std across images ≤ DEAD_OUTPUT_STD (was above); info (inconclusive) when the budget ends first",
     "a schedule that is meant to raise the loss early (long warm-up restarts)",
     "lower the learning rate (often 10×), add warm-up or gradient clipping, or add batch-norm"))

@@ -5,9 +5,10 @@ import math
 
 import torch
 
-from .core import Check, Context, Finding, found, register
-from .limits import ZERO_GRAD_RATIO
+from .core import Check, Context, Finding, found, inconclusive, register
+from .limits import AUDIT_PASSES, ZERO_GRAD_RATIO
 from .probes import logits_of, mode_layers, run_loop
+from .trace import eval_in_train_mode, has_phases, train_after_eval_in_eval_mode
 
 
 def _grad_norm(model) -> float:
@@ -39,6 +40,8 @@ def check_optimizer_params(ctx: Context) -> list[Finding]:
 def check_missing_zero_grad(ctx: Context) -> list[Finding]:
     if ctx.cache.get("foreign_optimizer"):
         return []  # zero_grad() cannot clear gradients the optimizer does not hold: reported above
+    if ctx.trace is not None:
+        return _zero_grad_observed(ctx.trace)
     model, opt = ctx.fresh()
     for g in opt.param_groups:
         g["lr"] = 0.0  # weights stay put, so two calls see the same function
@@ -55,22 +58,40 @@ def check_missing_zero_grad(ctx: Context) -> list[Finding]:
     return []
 
 
+def _zero_grad_observed(trace) -> list[Finding]:
+    """`doctor run`: a backward onto gradients the previous optimizer step left in place, as it happened."""
+    if trace.stale_backwards:
+        return [found("missing-zero-grad", "error", f"{trace.stale_backwards} of {trace.backwards} backward "
+                      "calls in your loop added to gradients left over from before the previous optimizer step "
+                      "(no zero_grad() between steps)")]
+    if trace.steps < 2:
+        return [inconclusive("missing-zero-grad", f"the script made {trace.steps} optimizer step(s) in the audit",
+                             "needs two steps of the training loop")]
+    return []
+
+
+def _forwards(ctx: Context, model, opt):
+    """(phase, modes) of every forward of the user's loop: observed (`doctor run`) or from a loop run."""
+    if ctx.trace is not None:
+        return ctx.trace.forwards(ctx.model)
+    if "loop" not in ctx.cache:
+        ctx.cache["loop"] = run_loop(ctx, model, opt)
+    return ctx.cache["loop"].forwards
+
+
 def check_train_mode(ctx: Context) -> list[Finding]:
     """Judged on the first training forward that follows an evaluation in the user's loop."""
     model, opt = ctx.fresh()
     if not mode_layers(model):
         return []
-    rec = ctx.cache["loop"] = run_loop(ctx, model, opt)
-    seen_eval = False
-    for phase, modes in rec.forwards:
-        if phase == "eval":
-            seen_eval = True
-        elif phase == "train" and seen_eval:
-            if not any(modes):
-                return [found("train-mode", "error",
-                              "dropout / batch-norm layers are in eval mode in the first training step after an "
-                              "evaluation: dropout is off and batch-norm statistics freeze while training")]
-            return []
+    forwards = _forwards(ctx, model, opt)
+    if train_after_eval_in_eval_mode(forwards):
+        return [found("train-mode", "error",
+                      "dropout / batch-norm layers are in eval mode in the first training step after an "
+                      "evaluation: dropout is off and batch-norm statistics freeze while training")]
+    if "train" not in has_phases(forwards):
+        return [inconclusive("train-mode", "no training forward was observed",
+                             f"needs {int(AUDIT_PASSES.value)} passes of the training loop")]
     return []
 
 
@@ -90,10 +111,11 @@ def check_eval_mode(ctx: Context) -> list[Finding]:
     model, opt = ctx.fresh()
     findings = []
     if mode_layers(model):
-        rec = ctx.cache.get("loop")
-        if rec is None:  # train-mode did not run (checks= subset): run the loop here
-            rec = run_loop(ctx, model, opt)
-        if any(phase == "eval" and any(modes) for phase, modes in rec.forwards):
+        forwards = _forwards(ctx, model, opt)
+        if "eval" not in has_phases(forwards):
+            findings.append(inconclusive("eval-mode", "no evaluation forward was observed in the audit",
+                                         "needs the script to evaluate within its first passes or after training"))
+        if eval_in_train_mode(forwards):
             findings.append(found("eval-mode", "error",
                                   "dropout / batch-norm layers are in train mode during evaluation: predictions "
                                   "are random (dropout) and batch-norm uses (and updates) batch statistics"))
@@ -115,22 +137,25 @@ register(Check(
     "a second optimizer for the missing part (warning only)",
     "create the optimizer from model.parameters() after the model (and any replaced layer) is final"))
 register(Check(
-    "missing-zero-grad", FAMILY, check_missing_zero_grad, "error",
-    "gradient norm after one and after two `train_step` calls on the same batch with the learning rate set "
-    "to 0 and the same dropout masks", "second / first > ZERO_GRAD_RATIO",
+    "missing-zero-grad", FAMILY, check_missing_zero_grad, "error / info",
+    "`doctor run`: at every backward of your loop, gradients still non-zero from before the previous "
+    "optimizer step; diagnose(): gradient norm after one and after two `train_step` calls on the same batch "
+    "with the learning rate set to 0 and the same dropout masks",
+    "any backward onto left-over gradients; second / first > ZERO_GRAD_RATIO",
     "a step that intentionally accumulates gradients (gradient accumulation)",
     "call optimizer.zero_grad() before loss.backward() in every step"))
 register(Check(
-    "train-mode", FAMILY, check_train_mode, "error",
-    "your loop (`fit`, or `train_step` epochs each followed by `evaluate`) run for LOOP_EPOCHS epochs of "
-    "LOOP_TRAIN_BATCHES batches; each forward is attributed to training or evaluation by the batch it "
-    "receives; the dropout/batch-norm modes of the first training forward after an evaluation",
-    "all in eval mode", "none when `fit` is given; without it, a loop that never evaluates mid-training "
-    "is assumed to evaluate after each epoch (pass `fit`)",
+    "train-mode", FAMILY, check_train_mode, "error / info",
+    "`doctor run`: your loop as it ran (AUDIT_PASSES training passes); diagnose(): your loop (`fit`, or "
+    "`train_step` epochs each followed by `evaluate`) run for LOOP_EPOCHS epochs of LOOP_TRAIN_BATCHES "
+    "batches; each forward is training or evaluation (backpropagated or not / by the batch it receives); "
+    "the dropout/batch-norm modes of the first training forward after an evaluation",
+    "all in eval mode", "diagnose() without `fit`: a loop that never evaluates mid-training is assumed to "
+    "evaluate after each epoch (pass `fit`, or use `doctor run`)",
     "call model.train() at the start of each training epoch (and after every mid-epoch validation)"))
 register(Check(
-    "eval-mode", FAMILY, check_eval_mode, "error",
-    "the dropout/batch-norm modes of every evaluation forward in the same loop run; and two eval-mode "
+    "eval-mode", FAMILY, check_eval_mode, "error / info",
+    "the dropout/batch-norm modes of every evaluation forward in the same loop run (or observed by `doctor run`); and two eval-mode "
     "forwards of the same batch under different seeds", "any layer in train mode; any difference",
     "MC-dropout evaluation on purpose",
     "call model.eval() at the start of evaluation (and model.train() after it)"))

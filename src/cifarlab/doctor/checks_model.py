@@ -217,9 +217,14 @@ def check_linear_collapse(ctx: Context) -> list[Finding]:
 
 
 def check_init_loss(ctx: Context) -> list[Finding]:
-    out, y = outputs(ctx), ctx.batch[1]
-    with torch.no_grad():
-        loss = float(ctx.loss_fn(out, y))
+    """`doctor run` judges the first loss the script computed (its model as initialised), not a loss of the
+    model after the audit's steps."""
+    if ctx.trace is not None and ctx.trace.losses:
+        loss = ctx.trace.losses[0]
+    else:
+        out, y = outputs(ctx), ctx.batch[1]
+        with torch.no_grad():
+            loss = float(ctx.loss_fn(out, y))
     expected = math.log(ctx.num_classes)
     if not math.isfinite(loss) or abs(loss - expected) <= INIT_LOSS_TOL.value * expected:
         return []
@@ -272,6 +277,7 @@ register(Check(
     "put a non-linearity (e.g. ReLU) between the two Linear layers"))
 register(Check(
     "init-loss", FAMILY, check_init_loss, "warning",
-    "the loss of the model as given on the first batch vs ln(C)", "|loss − ln C| > INIT_LOSS_TOL × ln C",
+    "the loss of the model as given on the first batch (`doctor run`: the first loss your script "
+    "backpropagated) vs ln(C)", "|loss − ln C| > INIT_LOSS_TOL × ln C",
     "a model that is already trained (expected to be low)",
     "check the last layer's initialization and the loss/output pairing (ignore for a trained model)"))

@@ -33,6 +33,12 @@ class Finding:
     def docs(self) -> str:
         return f"{DOCS}#{self.code}"
 
+    @property
+    def inconclusive(self) -> bool:
+        """A check that ran out of budget or could not run: info, never a warning (a warning means a likely
+        problem)."""
+        return self.severity == "info" and self.message.startswith("inconclusive")
+
 
 @dataclass(frozen=True)
 class Check:
@@ -61,6 +67,11 @@ def found(code: str, severity: str, message: str, fix: str | None = None) -> Fin
     return Finding(code, severity, message, fix or CHECKS[code].fix)
 
 
+def inconclusive(code: str, what: str, needs: str) -> Finding:
+    """An info finding for a check that could not decide: `what` happened, `needs` says what it would take."""
+    return Finding(code, "info", f"inconclusive: {what}", needs)
+
+
 @dataclass
 class Report:
     findings: list[Finding] = field(default_factory=list)
@@ -68,18 +79,30 @@ class Report:
     time_s: float = 0.0  # wall
     cpu_s: float = 0.0  # this process's CPU time, all threads
     check_cpu_s: dict[str, float] = field(default_factory=dict)  # per check, the budget clock (this thread)
+    audit: list[str] = field(default_factory=list)  # `doctor run`: what the bounded run of the script observed
+    crash: str | None = None  # `doctor run`: the script's traceback when it raised
 
     @property
     def ok(self) -> bool:
         return not any(f.severity == "error" for f in self.findings)
 
+    def count(self, severity: str) -> int:
+        return sum(f.severity == severity for f in self.findings)
+
+    def summary(self) -> str:
+        """The report's last line: errors, warnings, and checks that could not decide."""
+        n_inc = len({f.code for f in self.findings if f.inconclusive})
+        return (f"{self.count('error')} error(s), {self.count('warning')} warning(s), "
+                f"{n_inc} check(s) inconclusive")
+
     def codes(self, severity: str | None = None) -> set[str]:
         return {f.code for f in self.findings if severity is None or f.severity == severity}
 
     def __str__(self) -> str:
-        n_err = sum(f.severity == "error" for f in self.findings)
-        lines = [f"cifarlab doctor: {len(self.checks_run)} checks in {self.time_s:.1f}s ({self.cpu_s:.1f} CPU s) — "
-                 + ("no errors" if self.ok else f"{n_err} error(s)")]
+        lines = [f"cifarlab doctor: {len(self.checks_run)} checks in {self.time_s:.1f}s ({self.cpu_s:.1f} CPU s)"]
+        lines += [f"  {a}" for a in self.audit]
+        if self.crash:
+            lines += ["\nTHE SCRIPT RAISED (what was observed before is checked below)", self.crash.rstrip()]
         for sev in SEVERITIES:
             group = [f for f in self.findings if f.severity == sev]
             if group:
@@ -87,6 +110,7 @@ class Report:
                 lines += [f"  [{f.code}] {f.message}\n      fix: {f.fix}\n      docs: {f.docs}" for f in group]
         if not self.findings:
             lines.append("all checks passed")
+        lines.append("\n" + self.summary())
         return "\n".join(lines)
 
 
@@ -130,6 +154,7 @@ class Context:
     batch: tuple[torch.Tensor, torch.Tensor] | None = None  # the first training batch, cut to STEP_IMAGES
     step_s: float = 0.0  # measured time of one train_step on `batch`
     model_runs: bool = True  # False once the pipeline fails on a real batch
+    trace: object | None = None  # `doctor run`: the Trace of the user's own loop (trace.py); None for diagnose()
     cache: dict = field(default_factory=dict)
 
     def fresh(self) -> tuple[nn.Module, torch.optim.Optimizer]:
@@ -199,12 +224,18 @@ def diagnose(model: nn.Module, loss_fn: Callable, optimizer: torch.optim.Optimiz
     given, the train-mode / eval-mode checks run it (on a few batches) instead of assuming an evaluation
     after every epoch of train_step calls.
     """
+    ctx = Context(model, loss_fn, optimizer, train_loader, eval_loader, num_classes,
+                  train_step or default_train_step, evaluate or default_evaluate, fit)
+    return run_checks(ctx, Report(), checks, budget_s)
+
+
+def run_checks(ctx: Context, report: Report, checks: Iterable[str] | None = None,
+               budget_s: float | None = None) -> Report:
+    """The check engine both entry points share (diagnose() and `doctor run`): CHECKS in order on `ctx`,
+    findings appended to `report`; global state restored and times recorded."""
     t0, c0 = time.perf_counter(), time.process_time()
     state = GlobalState.capture()
-    ctx = Context(model, loss_fn, optimizer, train_loader, eval_loader, num_classes,
-                  train_step or default_train_step, evaluate or default_evaluate, fit,
-                  deadline=clock() + (TOTAL_BUDGET_S.value if budget_s is None else budget_s))
-    report = Report()
+    ctx.deadline = clock() + (TOTAL_BUDGET_S.value if budget_s is None else budget_s)
     # fixed seeds make every verdict a function of the pipeline alone; CPU generator only, so that a
     # CUDA context that is not initialised yet is not touched (restored, with everything else, below)
     torch.random.default_generator.manual_seed(0)
@@ -213,26 +244,29 @@ def diagnose(model: nn.Module, loss_fn: Callable, optimizer: torch.optim.Optimiz
     # fitting one batch drives gradients into denormal floats, which run ~10x slower on CPUs
     torch.set_flush_denormal(True)
     try:
-        ctx.batch = _first_batch(train_loader)
+        ctx.batch = _first_batch(ctx.train_loader)
         for code in checks or CHECKS:
             if code not in CHECKS:
                 raise KeyError(f"unknown check {code!r}; valid: {', '.join(CHECKS)}")
-            check = CHECKS[code]
-            if check.needs_model and not ctx.model_runs:
-                continue
-            c_check = clock()
-            try:
-                report.findings += check.run(ctx)
-            except Exception as e:  # the pipeline ran a batch before: an odd object, not a broken pipeline
-                report.findings.append(found(code, "warning", f"inconclusive: the check could not run: "
-                                             f"{type(e).__name__}: {_first_line(e)}",
-                                             "run the pipeline once by hand to see the full error"))
-            report.checks_run.append(code)
-            report.check_cpu_s[code] = round(clock() - c_check, 3)
+            _run_one(ctx, report, CHECKS[code])
     finally:
         state.restore()
-    report.time_s, report.cpu_s = time.perf_counter() - t0, time.process_time() - c0
+    report.time_s += time.perf_counter() - t0
+    report.cpu_s += time.process_time() - c0
     return report
+
+
+def _run_one(ctx: Context, report: Report, check: Check) -> None:
+    if check.needs_model and not ctx.model_runs:
+        return
+    c_check = clock()
+    try:
+        report.findings += check.run(ctx)
+    except Exception as e:  # the pipeline ran a batch before: an odd object, not a broken pipeline
+        report.findings.append(inconclusive(check.code, f"the check could not run: {type(e).__name__}: "
+                                            f"{_first_line(e)}", "run the pipeline once by hand to see the full error"))
+    report.checks_run.append(check.code)
+    report.check_cpu_s[check.code] = round(clock() - c_check, 3)
 
 
 def _first_line(e: BaseException) -> str:

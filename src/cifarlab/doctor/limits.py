@@ -19,7 +19,7 @@ class Limit:
 # depend on what else the machine runs; on an idle machine they equal the wall time the checks take.
 TOTAL_BUDGET_S = Limit(45, "CPU s", "the whole diagnosis stays under 60 s wall on 2 cores; the step-based "
                        "checks share what is left after the cheap ones and stop early with an "
-                       "'inconclusive' warning")
+                       "'inconclusive' info")
 FIT_BUDGET_S = Limit(6, "CPU s", "fitting one batch: several hundred small-model steps, a few dozen "
                      "ResNet-50 steps")
 RUN_BUDGET_S = Limit(5, "CPU s", "the short run on real batches with the user's optimizer")
@@ -62,6 +62,24 @@ LOOP_EPOCHS = Limit(2, "epochs", "the user's loop is run this many epochs so tha
                     "an evaluation")
 LOOP_TRAIN_BATCHES = Limit(2, "batches", "training batches per epoch in the loop run")
 
+# ---------------------------------------------------------------- `doctor run`: the bounded audit of a script
+AUDIT_BATCHES = Limit(3, "batches", "batches each DataLoader yields per pass while the script runs: enough for "
+                      "a step to follow a step (gradients left over) and a training batch to follow an evaluation")
+AUDIT_PASSES = Limit(2, "passes", "passes of the training loop observed: the second shows the mode training "
+                     "resumes in after an evaluation; later training passes run empty")
+AUDIT_EVAL_PASSES = Limit(2, "passes", "loader passes allowed after training was cut (the evaluation after "
+                          "training, a final test) before the script is stopped")
+AUDIT_MAX_STEPS = Limit(200, "steps", "optimizer steps after which a script that loops without a DataLoader is "
+                        "stopped")
+AUDIT_BUDGET_S = Limit(20, "CPU s", "the script's own run (imports, data loading, its capped loop); the checks "
+                       "get TOTAL_BUDGET_S after it")
+MIRROR_COPY_BYTES = Limit(8e6, "bytes", "files up to this size in the working directory are copied into the "
+                          "temporary run directory (writes land in the copy); larger ones (data sets) are "
+                          "linked, read-only by intent")
+MIRROR_MAX_FILES = Limit(2000, "files", "a sub-directory holding more files than this (an image folder) is "
+                         "linked as a whole instead of mirrored file by file")
+
+
 # ---------------------------------------------------------------- fitting and divergence
 FIT_IMAGES = Limit(32, "images", "size of the batch the pipeline must be able to memorise")
 FIT_ACCURACY = Limit(0.9, "", "accuracy on the memorised batch that counts as fit")
@@ -71,7 +89,7 @@ FIT_CHECK_EVERY = Limit(25, "steps", "how often the fit accuracy is measured (st
 FIT_MIN_STEPS = Limit(100, "steps", "fewest steps after which 'the loss did not fall' is an error; fewer (big models, "
                       "high learning rates that start with a spike) make it a warning, unless the weights never changed")
 FIT_NO_PROGRESS = Limit(0.9, "", "final / initial loss above this after the budget: the model does not learn "
-                        "(error); below it but not fit: inconclusive (warning)")
+                        "(error); below it but not fit: inconclusive (info)")
 RUN_STEPS = Limit(250, "steps", "steps of the short run on real batches: too-high learning rates blow up "
                   "within the first few hundred steps")
 RUN_BLOWUP = Limit(3, "× initial", "running-mean loss over RUN_WINDOW steps above this multiple of the "

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +52,13 @@ def preset_pipeline(preset: str, overrides: list[str] | None = None, data_dir=No
 
     total_steps = cfg.train.epochs * len(train)
     lr_unit = pipe.lr_unit
-    steps_done: dict[int, int] = {}  # per optimizer copy: each check starts the schedule (warm-up) again
+    # per optimizer copy: each check starts the schedule (warm-up) again. Weak keys, not id(): a copy freed
+    # by one check can hand its id to the next check's copy, which would then inherit its step count
+    steps_done: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def step(model, images, labels, loss_fn, optimizer):  # the engine's own step, on the engine's schedule
-        k = steps_done.get(id(optimizer), 0)
-        steps_done[id(optimizer)] = k + 1
+        k = steps_done.get(optimizer, 0)
+        steps_done[optimizer] = k + 1
         if any(g["lr"] for g in optimizer.param_groups):  # a check that set the lr to 0 keeps it there
             set_lr(optimizer, lr_at(k, total_steps, cfg.optim, len(train)), lr_unit)
         return engine_step(model, images, labels, optimizer, rt, cfg.optim)[0]
