@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from cifarlab import train
+from cifarlab.bench import CpuShare
 from cifarlab.config import make_config
 from cifarlab.data import SPECS
 from cifarlab.optim import build_optimizer
@@ -68,6 +70,7 @@ def main() -> None:
     a = p.parse_args()
     cfg = make_config(a.preset, [f"data.train_subset={a.images}", "data.val_size=0", "train.epochs=2",
                                  *a.set])
+    share = CpuShare().start()
     bare = bare_step_rate(cfg, steps=a.bare_steps, warmup=min(10, a.bare_steps))
     run = train(cfg, quiet=True)
     loop = run.history[-1]["images_per_s"]  # second epoch: warm caches, no first-call overheads
@@ -76,7 +79,8 @@ def main() -> None:
            "batch_size": cfg.train.batch_size, "augment": cfg.augment.__dict__, "images": a.images,
            "bare_step_img_s": round(bare, 1), "train_loop_img_s": round(loop, 1),
            "loop_vs_bare": round(loop / bare, 3), "realtime_priority": _realtime(),
-           **env_info(rt.hardware, rt.precision)}
+           "other_cpu_frac": share.stop(), "command": "python " + " ".join(sys.argv),
+           **env_info(rt.hardware, rt.precision), **rt.hw.record()}
     print(json.dumps(rec))
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     with open(a.out, "a") as f:

@@ -160,3 +160,13 @@ def test_fp32_muon_filters_keep_torch_muon_state_layout():
     bufs = [fp32.opt.state[m]["momentum_buffer"] for m in fp32.mats]
     assert len(bufs) == len(filters) and all(b.abs().sum() > 0 for b in bufs)
     assert fp32.state_dict()["param_groups"][0].keys() == bf16.state_dict()["param_groups"][0].keys()
+
+
+def test_pick_device_leaves_cudnn_settings_alone_and_a_run_restores_them(monkeypatch):
+    before = torch.backends.cudnn.benchmark
+    runtime.pick_device(TrainConfig(device="cpu"))
+    assert torch.backends.cudnn.benchmark == before
+    rt = runtime.Runtime(torch.device("cuda"), "bf16", torch.channels_last, "a GPU")
+    with runtime.fast_kernels(rt):
+        assert torch.backends.cudnn.benchmark
+    assert torch.backends.cudnn.benchmark == before

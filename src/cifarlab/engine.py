@@ -39,7 +39,7 @@ from .optim import Lookahead, lr_at, set_lr
 from .pipeline import Pipeline, build, seed_everything
 from .runfolder import epoch_summary, prepare_out_dir, timing_summary, write_results, write_stopped
 from .runlog import env_info, epoch_line, log, write_metrics
-from .runtime import Runtime, eval_runtime, pick_device
+from .runtime import fast_kernels, Runtime, eval_runtime, pick_device
 from .trainstate import Progress, best_state, checkpoint_state, rank_buffers, restore, resume_train_config
 
 DATA_INIT_IMAGES = 5000  # un-augmented training images a model's data_init sees (whitening statistics)
@@ -162,7 +162,8 @@ def train(cfg: Config | None, out: str | Path | None = None, data_dir=None, resu
     run = None
     try:
         run = _start(cfg, out, data_dir, resume, overwrite, quiet, progress_bar, hooks, dist)
-        return _run(run)
+        with fast_kernels(run.rt):
+            return _run(run)
     finally:  # also on an interrupt, a NaN stop or an error: no writer thread or process group left open
         if run is not None:
             if run.board is not None:

@@ -170,6 +170,18 @@ def pick_device(cfg: TrainConfig) -> Runtime:
     return Runtime(device, precision, memory_format_for(hw, precision), hw.describe(), hw)
 
 
+@contextlib.contextmanager
+def fast_kernels(rt: Runtime):
+    """For the duration of a run on CUDA: cuDNN autotuning (fixed input shapes make it pay), restored after,
+    so a library call leaves the process's settings as it found them."""
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = before or rt.device.type == "cuda"
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
 def eval_runtime(cfg: TrainConfig, device: torch.device | str) -> Runtime:
     """Runtime of the final (and `cifarlab eval`'s) evaluation: fp32 by default, reproducible on any
     machine; with eval_precision=train the training precision on `device` (bf16 where supported:
