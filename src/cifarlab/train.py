@@ -309,8 +309,11 @@ def _progress_bar(total: int, initial: int, epoch: int, show: bool):
 # ---------------------------------------------------------------- train()
 
 def train(cfg: Config, out: str | Path | None = None, data_dir=None, resume: bool = False,
-          overwrite: bool = False, quiet: bool = False, progress_bar: bool | None = None) -> RunResult:
+          overwrite: bool = False, quiet: bool = False, progress_bar: bool | None = None,
+          on_epoch=None) -> RunResult:
     """Train per `cfg`; write the run folder `out` (if given); return the summary and history.
+    `on_epoch(record)` sees each epoch's metrics once they are saved (cifarlab tune reports and prunes
+    there; an exception it raises stops the run with the epoch's checkpoint already written).
 
     The test split is evaluated once, at the end, with the weights of the epoch selected on
     validation (kept in memory, so also without `out`).
@@ -382,6 +385,8 @@ def train(cfg: Config, out: str | Path | None = None, data_dir=None, resume: boo
                 if eng.board is not None:
                     eng.board.epoch(rec)
                 log(epoch_line(rec, cfg.train.epochs), quiet)
+                if on_epoch is not None:
+                    on_epoch(rec)
                 if patience and progress.bad_epochs >= patience:
                     status = f"early-stopped after epoch {epoch} (no val improvement for {patience} epochs)"
                     log(status, quiet)
