@@ -14,7 +14,8 @@ benchmarks/results/tune_targets.jsonl and each study's trials are exported besid
 Full size (about 25 min on 2 cores; nothing else should run):
     python benchmarks/tune_targets.py
 Tiny (a check that the script works, ~3 min):
-    python benchmarks/tune_targets.py --images 2000 --val 1000 --trials 6 --pair-trials 3 --epochs 1 --tag tiny
+    python benchmarks/tune_targets.py --images 2000 --val 1000 --trials 6 --pair-trials 3 --epochs 1 \
+        --tag tiny --results /tmp/tune-tiny
 
 PostgreSQL: a throwaway server started like the test suite's (tests/pgserver.py); needs Debian's package.
 """
@@ -36,7 +37,7 @@ from optuna.trial import TrialState  # noqa: E402
 
 from cifarlab.io import append_jsonl, write_jsonl  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = ROOT / "benchmarks" / "results"  # --results replaces it (a tiny check need not be recorded)
 SPACE = {  # the 4 keys of the search; the preset's values lie inside every range
     "optim.lr": "{type: float, low: 4.0, high: 30.0, log: true}",
     "optim.weight_decay": "{type: float, low: 0.005, high: 0.05, log: true}",
@@ -161,6 +162,7 @@ def _kill_after_first_trial(storage, name: str, proc: subprocess.Popen) -> int:
 
 
 def main() -> None:
+    global RESULTS
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--images", type=int, default=10000, help="training subset (data.train_subset)")
     p.add_argument("--val", type=int, default=5000, help="validation images held out of the training set")
@@ -172,7 +174,10 @@ def main() -> None:
     p.add_argument("--tag", default="full")
     p.add_argument("--data-dir")
     p.add_argument("--work", default="runs/tune-targets", help="study folders (not committed)")
+    p.add_argument("--results", default=str(RESULTS), help="where the records and trial exports go")
     a = p.parse_args()
+    RESULTS = Path(a.results)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     work = Path(a.work) / a.tag
     work.mkdir(parents=True, exist_ok=True)
     command = "python benchmarks/tune_targets.py " + " ".join(sys.argv[1:])

@@ -91,10 +91,10 @@ class Objective:
     def _epoch(self, trial: optuna.Trial, rec: dict, cfg: Config, history: list) -> None:
         history.append(rec)
         self._report(trial, rec, cfg)
+        if rec["epoch"] >= cfg.train.epochs:  # done: pruning now would save nothing, the result is known
+            raise _Validated()
         if len(self.spec.objectives) == 1 and trial.should_prune():
             raise optuna.TrialPruned(f"epoch {rec['epoch']}: val {rec['val_acc']:.2f}%")
-        if rec["epoch"] >= cfg.train.epochs:
-            raise _Validated()
 
     def _report(self, trial: optuna.Trial, rec: dict, cfg: Config) -> None:
         trial.set_user_attr(f"epoch_{rec['epoch']}", {"val_acc": rec["val_acc"], "time_s": rec["epoch_time_s"]})
