@@ -105,7 +105,7 @@ def test_report_renders_history_importances_and_top_trials(study_dir):
 
 
 def test_multi_objective_gives_a_pareto_front(tmp_path, synthetic_root):
-    spec = write_spec(tmp_path, name="mo", epochs=1, trials=4, objective="[val_acc, train_time]",
+    spec = write_spec(tmp_path, name="mo", epochs=1, trials=3, objective="[val_acc, train_time]",
                       pruner="{name: none}")
     root = tune(spec, data_dir=synthetic_root, quiet=True)
     study = load_tune_study(root)
