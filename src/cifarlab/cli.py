@@ -148,7 +148,11 @@ def _cmd_report(a) -> int:
     from .viz import plot_curves, results_table, run_table
 
     path = Path(a.path)
-    if is_study(path):
+    if (path / "tune.json").is_file():  # a tune study folder (cifarlab tune)
+        from .tune.report import report_tune
+
+        print(report_tune(path, storage=a.storage, table_only=a.table))
+    elif is_study(path):
         print(report_study(path, table_only=a.table, data_dir=a.data_dir))
     elif path.is_dir() and (path / "metrics.jsonl").is_file():
         hist = read_jsonl(path / "metrics.jsonl")
@@ -180,6 +184,14 @@ def _doctor_run_parser() -> argparse.ArgumentParser:
     p.add_argument("script")
     p.add_argument("args", nargs=argparse.REMAINDER, help="the script's own arguments")
     return p
+
+
+def _cmd_tune(a) -> int:
+    from .tune.run import tune
+
+    tune(Path(a.spec), out=Path(a.out) if a.out else None, storage=a.storage, data_dir=a.data_dir,
+         heartbeat_s=a.heartbeat, test_best=a.test_best, quiet=a.quiet)
+    return 0
 
 
 def _cmd_doctor(a) -> int:
@@ -263,11 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument("--no-download", action="store_true")
     dc.set_defaults(func=_cmd_data)
 
-    r = sub.add_parser("report", help="tables and figures from a run, a study or a results folder")
-    r.add_argument("path")
-    r.add_argument("--table", action="store_true", help="print only the markdown table; write nothing")
-    r.add_argument("--data-dir", help="the study's data folder (for the selected model's figures)")
-    r.set_defaults(func=_cmd_report)
+    _add_report_parser(sub)
 
     ab = sub.add_parser("ablate", help="run an ablation study and write its table and figures")
     ab.add_argument("study")
@@ -281,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--quiet", action="store_true")
     ab.set_defaults(func=_cmd_ablate)
 
+    _add_tune_parser(sub)
     _add_doctor_parser(sub)
     _add_use_parsers(sub)
     return p
@@ -304,6 +313,30 @@ def _add_train_parser(sub) -> None:
                         "pip install 'cifarlab[tensorboard]')")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=_cmd_train)
+
+
+def _add_report_parser(sub) -> None:
+    r = sub.add_parser("report", help="tables and figures from a run, a study (ablate or tune) or a results folder")
+    r.add_argument("path")
+    r.add_argument("--table", action="store_true", help="print only the markdown table; write nothing")
+    r.add_argument("--data-dir", help="the study's data folder (for the selected model's figures)")
+    r.add_argument("--storage", metavar="URL", help="a tune study's storage URL with its password")
+    r.set_defaults(func=_cmd_report)
+
+
+def _add_tune_parser(sub) -> None:
+    tu = sub.add_parser("tune", help="hyper-parameter search on Optuna, decided on validation (docs/tune.md)")
+    tu.add_argument("spec", help="tune spec YAML: base preset, space, objective, budget")
+    tu.add_argument("--out", help="study folder (default: the spec's path without .yaml)")
+    tu.add_argument("--storage", metavar="URL", help="shared study, e.g. postgresql://user:pw@host/db: start "
+                    "the same command on N machines (default: sqlite in the study folder)")
+    tu.add_argument("--heartbeat", type=int, default=10, metavar="S",
+                    help="seconds between a trial's heartbeats; silent for 3x that, it is failed and re-queued")
+    tu.add_argument("--test-best", action="store_true",
+                    help="afterwards, train the best preset once and evaluate it on the test split")
+    tu.add_argument("--data-dir")
+    tu.add_argument("--quiet", action="store_true")
+    tu.set_defaults(func=_cmd_tune)
 
 
 def _add_eval_parser(sub) -> None:

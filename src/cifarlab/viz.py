@@ -250,8 +250,7 @@ def plot_accuracy_vs_budget(lines: dict[str, list[dict]], path: Path, title: str
                             targets: dict[str, list[tuple[float, float]]] | None = None) -> None:
     """Test top-1 against the --budget asked (log scale), one line per hardware class. lines: class ->
     points with budget_s, acc, acc_sd; targets: class -> (budget_s, acc) marks drawn as crosses."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    fig, ax = _subplots(figsize=(7.5, 4.6))
     for i, (cls, pts) in enumerate(sorted(lines.items())):
         pts = sorted(pts, key=lambda p: p["budget_s"])
         ax.errorbar([p["budget_s"] for p in pts], [p["acc"] for p in pts], yerr=[p.get("acc_sd") or 0 for p in pts],

@@ -1,0 +1,181 @@
+"""`cifarlab tune`: spec checks, a real Optuna study on the synthetic CIFAR (pruning, the baseline trial,
+the best preset, resume, the report), and workers sharing one study in SQLite and in a real PostgreSQL
+server: the budget is filled exactly, and a worker killed mid-trial has its trial failed, re-queued and
+continued from its checkpoint by the restarted worker."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from cifarlab.config import make_config
+from cifarlab.errors import ConfigError
+from cifarlab.tune.report import load_tune_study, report_tune
+from cifarlab.tune.run import tune
+from cifarlab.tune.spec import load_spec, trial_config
+
+from pgserver import PgServer
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+SPEC = """
+name: {name}
+base: c10-mlp
+set: {{train.epochs: {epochs}, train.batch_size: 32}}
+search_only: {{data.val_size: 100}}
+space:
+  optim.lr: {{type: float, low: 0.0003, high: 0.01, log: true}}
+  model.dropout: {{type: categorical, choices: [0.0, 0.3, 0.5]}}
+  optim.weight_decay: {{type: float, low: 0.0, high: 0.001, when: {{model.dropout: [0.0, 0.5]}}}}
+objective: {objective}
+budget: {{trials: {trials}}}
+pruner: {pruner}
+sampler: {{seed: 0}}
+baseline: true
+"""
+
+
+def write_spec(folder: Path, name="t", epochs=2, trials=6, objective="val_acc",
+               pruner="{startup_trials: 2, warmup_epochs: 0}") -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(SPEC.format(name=name, epochs=epochs, trials=trials, objective=objective, pruner=pruner))
+    return path
+
+
+def test_spec_errors_name_the_key_and_the_fix(tmp_path):
+    good = write_spec(tmp_path).read_text()
+    cases = [("optim.lr:", "optim.lrr:", "'optim.lrr' is not a config key; did you mean optim.lr"),
+             ("type: float, low: 0.0003", "type: floaty, low: 0.0003", "needs type: one of float, int, categorical"),
+             ("{data.val_size: 100}", "{data.val_size: 0}", "data.val_size is 0"),
+             ("objective: val_acc", "objective: test_acc", "never test"),
+             ("budget: {trials: 6}", "budget: {}", "budget needs trials, wall_s or both"),
+             ("choices: [0.0, 0.3, 0.5]", "choices: [0.0, 7.0]", "model.dropout = 7.0 gives an invalid config")]
+    for old, new, message in cases:
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(good.replace(old, new, 1))
+        with pytest.raises(ConfigError, match=message):
+            load_spec(bad)
+
+
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory, synthetic_root):
+    folder = tmp_path_factory.mktemp("tune")
+    return tune(write_spec(folder), data_dir=synthetic_root, quiet=True), folder
+
+
+def test_a_study_prunes_keeps_the_baseline_and_writes_a_preset_of_its_best_trial(study_dir):
+    root, _ = study_dir
+    study = load_tune_study(root)
+    trials = study.get_trials()
+    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 6 == len(trials)
+    assert any(t.state == TrialState.PRUNED for t in trials)
+    assert trials[0].user_attrs["baseline"] and trials[0].params == {"optim.lr": 0.001, "model.dropout": 0.3}
+    for t in trials:  # the condition: weight decay only sampled with dropout 0.0 or 0.5
+        assert ("optim.weight_decay" in t.params) == (t.params["model.dropout"] != 0.3)
+        assert list(t.intermediate_values) == list(range(1, len(t.intermediate_values) + 1))
+    # trials never touch the test split: no summary, no test predictions in any trial folder
+    assert not list(root.glob("trials/*/summary.json")) and not list(root.glob("trials/*/test_predictions.json"))
+    best = study.best_trial
+    cfg = make_config(str(root / "best.yaml"))
+    assert cfg.hash() == trial_config(load_spec(root / "tune.yaml"), best.params, search=False).hash()
+    assert cfg.data.val_size == 5000  # search_only is not part of the recipe
+    header = f"trial {best.number}: validation top-1 {best.user_attrs['val_acc']:.2f}%"
+    assert header in (root / "best.yaml").read_text()
+
+
+def test_resume_continues_the_study_and_counts_nothing_twice(study_dir, synthetic_root):
+    root, folder = study_dir
+    tune(write_spec(folder), out=root, data_dir=synthetic_root, quiet=True)  # budget filled: nothing runs
+    assert len(load_tune_study(root).get_trials()) == 6
+    tune(write_spec(folder, trials=8), out=root, data_dir=synthetic_root, quiet=True)  # a larger budget
+    trials = load_tune_study(root).get_trials()
+    assert len(trials) == 8 and len({t.user_attrs["run"] for t in trials}) == 8
+
+
+def test_report_renders_history_importances_and_top_trials(study_dir):
+    root, _ = study_dir
+    md = report_tune(root)
+    assert "| trial | val top-1 % |" in md and (root / "tune.md").is_file()
+    for fig in ("history", "importances", "intermediate"):
+        assert (root / "figures" / f"{fig}.png").stat().st_size > 1000
+
+
+def test_multi_objective_gives_a_pareto_front(tmp_path, synthetic_root):
+    spec = write_spec(tmp_path, name="mo", epochs=1, trials=3, objective="[val_acc, train_time]",
+                      pruner="{name: none}")
+    root = tune(spec, data_dir=synthetic_root, quiet=True)
+    study = load_tune_study(root)
+    assert len(study.directions) == 2 and study.best_trials
+    assert "Pareto" in report_tune(root) and (root / "figures" / "pareto.png").is_file()
+    assert make_config(str(root / "best.yaml")).train.epochs == 1
+
+
+# ---------------------------------------------------------------- many workers, one killed
+
+def _worker(spec: Path, root: Path, storage: str | None, data: Path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "cifarlab", "tune", str(spec), "--out", str(root), "--data-dir", str(data),
+           "--heartbeat", "1", "--quiet", *(["--storage", storage] if storage else [])]
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for_running_epoch(storage: str, name: str, proc: subprocess.Popen, timeout: float = 60):
+    """A trial of `proc`'s that is running and has reported at least one epoch (a checkpoint exists)."""
+    deadline = time.monotonic() + timeout
+    storage = optuna.storages.RDBStorage(storage)  # one connection pool for the whole poll
+    while time.monotonic() < deadline:
+        try:
+            trials = optuna.load_study(study_name=name, storage=storage).get_trials()
+        except KeyError:  # the study is not created yet
+            trials = []
+        for t in trials:
+            if (t.state == TrialState.RUNNING and t.intermediate_values
+                    and t.user_attrs.get("worker", "").endswith(f":{proc.pid}")):
+                return t
+        time.sleep(0.05)
+    raise AssertionError(f"no running trial with a reported epoch within {timeout} s")
+
+
+def _two_workers_one_killed(tmp_path: Path, storage: str | None, data: Path) -> None:
+    """Workers A and B on one study; A is SIGKILLed mid-trial and restarted; the budget is met exactly."""
+    spec = write_spec(tmp_path, name="shared", epochs=4, trials=6, pruner="{name: none}")
+    root = tmp_path / "shared"
+    url = storage or f"sqlite:///{root / 'study.db'}"
+    root.mkdir()
+    a, b = _worker(spec, root, storage, data), _worker(spec, root, storage, data)
+    victim = _wait_for_running_epoch(url, "shared", a)
+    os.kill(a.pid, signal.SIGKILL)  # no handler runs: the trial stays RUNNING until its heartbeat is stale
+    a.wait()
+    restarted = _worker(spec, root, storage, data)
+    for p in (b, restarted):
+        out, _ = p.communicate(timeout=120)
+        assert p.returncode == 0, out
+    trials = optuna.load_study(study_name="shared", storage=url).get_trials()
+    counted = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(counted) == 6, [(t.number, t.state) for t in trials]  # exactly the budget: none lost, none extra
+    killed = trials[victim.number]
+    assert killed.state == TrialState.FAIL
+    retry = [t for t in counted if t.system_attrs.get("failed_trial") == victim.number]
+    assert len(retry) == 1 and retry[0].params == killed.params  # re-queued once, same parameters
+    assert retry[0].user_attrs["run"] == killed.user_attrs["run"]  # and it continued the killed run's folder
+    assert len({t.user_attrs["run"] for t in counted}) == 6  # no run trained twice as two trials
+    assert len({t.user_attrs["worker"] for t in trials}) >= 2  # A (killed) and another worker took trials
+    assert (root / "best.yaml").is_file()
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    server = PgServer()
+    if not server.available:
+        pytest.skip("PostgreSQL is not installed (initdb/pg_ctl not found): apt-get install -y postgresql")
+    url = server.start()
+    yield url
+    server.stop()
+
+
+def test_two_postgresql_workers_share_a_study_and_survive_a_kill(tmp_path, synthetic_root, postgres):
+    _two_workers_one_killed(tmp_path, postgres, synthetic_root)
