@@ -95,6 +95,7 @@ def main() -> None:
     base = {**env_info(hw.describe(), "fp32"), **hw.record(), "command": "python " + " ".join(sys.argv)}
     records = []
     for preset in a.presets:
+        first = len(records)
         cfg = make_config(preset, [])
         if cfg.model.name == "fastnet" and cfg.optim.muon_lr:
             share = CpuShare().start()
@@ -107,7 +108,7 @@ def main() -> None:
             records.append({"benchmark": "bare-step-fp32", "preset": preset, "memory_format": name,
                             "batch_size": cfg.train.batch_size, "unit": "images/s", "images_per_s": summary(rates),
                             "chosen": fmt == memory_format_for(hw, "fp32"), "other_cpu_frac": share.stop(), **base})
-        for r in records[-3:]:
+        for r in records[first:]:
             print(json.dumps({k: r[k] for k in r if k not in base}))
     with open(a.out, "a") as f:
         for r in records:

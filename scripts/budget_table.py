@@ -94,8 +94,9 @@ def build() -> dict:
                 continue
             recipes.append({"preset": preset, "dataset": dataset, "batch_size": cfg.train.batch_size,
                             "tta": cfg.train.tta, "throughput": throughput(preset),
-                            "curve": [[e, p["val_acc"], p["val_acc_no_tta"] if p["val_acc_no_tta"] is not None
-                                       else p["val_acc"]] for e, p in sorted(pts.items())],
+                            "curve": [[e, round(p["val_acc"], 2), round(p["val_acc_no_tta"] if p["val_acc_no_tta"]
+                                                                          is not None else p["val_acc"], 2)]
+                                      for e, p in sorted(pts.items())],
                             "sources": [pts[e] for e in sorted(pts)]})
     return {"generated_by": "python scripts/budget_table.py", "recipes": recipes}
 

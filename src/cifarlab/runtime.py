@@ -153,8 +153,8 @@ def _device(wanted: str) -> torch.device:
 
 def memory_format_for(hw: Hardware, precision: str) -> torch.memory_format:
     """channels_last (NHWC) on CUDA and on every CPU class: the bf16 kernels want it, and in fp32 on an
-    AVX2 CPU it was as fast or faster for every network measured (benchmarks/results/fp32_step.jsonl:
-    the seed CNN 1.6x, FastNet within noise). MPS keeps NCHW: no measurement there yet."""
+    AVX2 Zen 3 the bare FastNet step was 1.26-1.31x faster in NHWC for all three widths, the seed CNN
+    equal within noise (benchmarks/results/fp32_step.jsonl). MPS keeps NCHW: no measurement there yet."""
     return torch.contiguous_format if hw.hw_class == "mps" else torch.channels_last
 
 
