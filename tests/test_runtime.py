@@ -162,6 +162,18 @@ def test_fp32_muon_filters_keep_torch_muon_state_layout():
     assert fp32.state_dict()["param_groups"][0].keys() == bf16.state_dict()["param_groups"][0].keys()
 
 
+def test_muon_keeps_its_ns_precision_through_deepcopy_and_pickle():
+    """The doctor deep-copies (model, optimizer); torch's Optimizer pickles only its groups and state."""
+    import copy
+    import pickle
+    p = nn.Parameter(torch.randn(8, 12))
+    opt = Muon([p], lr=0.05, momentum=0.6, ns_dtype=torch.float64)
+    for clone in (copy.deepcopy(opt), pickle.loads(pickle.dumps(opt))):
+        assert clone.ns_dtype == torch.float64
+        clone.param_groups[0]["params"][0].grad = torch.randn(8, 12)
+        clone.step()
+
+
 def test_pick_device_leaves_cudnn_settings_alone_and_a_run_restores_them(monkeypatch):
     before = torch.backends.cudnn.benchmark
     runtime.pick_device(TrainConfig(device="cpu"))

@@ -121,6 +121,14 @@ class Muon(torch.optim.Optimizer):
         super().__init__(params, defaults)
         self.ns_dtype = ns_dtype
 
+    # torch.optim.Optimizer pickles (and deep-copies) only defaults, state and param_groups: carry ns_dtype too
+    def __getstate__(self) -> dict:
+        return {**super().__getstate__(), "ns_dtype": self.ns_dtype}
+
+    def __setstate__(self, state: dict) -> None:
+        self.ns_dtype = state.pop("ns_dtype", torch.float32)
+        super().__setstate__(state)
+
     @torch.no_grad()
     def step(self, closure=None):
         for group in self.param_groups:
