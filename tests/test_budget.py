@@ -84,6 +84,23 @@ def test_the_replanner_shrinks_a_slowed_run_to_finish_before_the_deadline():
     assert t + plan.chosen.eval_s <= 300.0  # training + evaluation end before the deadline
 
 
+def test_one_slow_moment_does_not_cut_the_schedule_like_a_lasting_slowdown():
+    """A single look at half speed late in the run (a pause, another process's burst) costs about the time
+    lost, not half of what is left: the throughput is averaged over the recent looks."""
+    plan = make_plan([SMALL], rates(), 300, 300, 50000, 10000)
+    spe = 50000 // 256
+    rp = Replanner(plan, deadline=300.0, steps_per_epoch=spe, every_s=5)
+    total, step, t = plan.steps, 0, 0.0
+    rp.update(step, total, now=t)
+    dip = range(int(plan.steps * 0.6), int(plan.steps * 0.6) + 15)  # about 5 s at half speed
+    while step < total:
+        step += 1
+        t += 256 / 800 * (2 if step in dip else 1)
+        total = rp.update(step, total, now=t)
+    assert total >= 0.95 * plan.steps, rp.history
+    assert t + plan.chosen.eval_s <= 300.0
+
+
 def test_the_replanner_does_not_grow_a_run_past_its_half_or_the_longest_schedule():
     plan = make_plan([SMALL], rates(), 120, 120, 50000, 10000)
     spe = 50000 // 256

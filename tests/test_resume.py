@@ -20,7 +20,7 @@ from cifarlab.io import write_text
 from cifarlab.models import build_model
 from cifarlab.runlog import TIMING_KEYS
 
-ARGS = ["--preset", "c10-cnn", "--set", "data.train_subset=2560", "--set", "data.val_size=500",
+ARGS = ["--preset", "c10-cnn", "--set", "data.train_subset=1536", "--set", "data.val_size=500",
         "--set", "train.epochs=3", "--set", "train.batch_size=64", "--set", "augment.crop_pad=2",
         "--set", "augment.flip=true", "--set", "model.dropout=0.2", "--set", "train.checkpoint_every_steps=7",
         "--quiet"]
@@ -104,7 +104,7 @@ def test_twenty_random_kills_leave_a_valid_folder_and_resume_exactly(straight, t
         args = ["--resume", str(out), "--quiet"] if resume else [*ARGS, "--out", str(out), "--overwrite"]
         p = subprocess.Popen(_cli(*args), env=_env(data_root), stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
-        time.sleep(rnd.uniform(1.5, 5.0))
+        time.sleep(rnd.uniform(1.0, 4.0))
         if p.poll() is not None:  # finished: start over so that every kill lands in a live run
             assert p.returncode == 0
             shutil.rmtree(out)

@@ -212,7 +212,11 @@ class Replanner:
     throughput of the steps since its last look and sets the run's total steps to what fits before
     `deadline` (a time.perf_counter() value) minus the final evaluation and the margin: fewer steps when
     the machine slowed, more (up to the recipe's longest measured schedule) while in the first half of a
-    run that goes faster than planned. Returns the new total; a total <= the current step means stop."""
+    run that goes faster than planned. The throughput is taken over the last `WINDOW` looks, so one slow
+    moment (a collector pause, another process's burst) does not cut the schedule as a lasting slowdown
+    does. Returns the new total; a total <= the current step means stop."""
+
+    WINDOW = 5  # looks the throughput is averaged over (time-weighted)
 
     def __init__(self, plan: Plan, deadline: float, steps_per_epoch: int, every_s: float | None = None):
         self.batch = plan.chosen.recipe.batch_size
@@ -220,18 +224,19 @@ class Replanner:
         self.deadline = deadline
         self.max_steps = int(plan.chosen.recipe.max_epochs * steps_per_epoch)
         self.every_s = every_s if every_s is not None else max(2.0, plan.budget_s / 50)
-        self.last_t, self.last_step = None, 0
+        self.looks: list[tuple[float, int]] = []  # (time, step) of the recent looks, oldest first
         self.history: list[dict] = []  # every change: step, old and new total, measured img/s
 
     def update(self, step: int, total: int, now: float | None = None) -> int:
         now = time.perf_counter() if now is None else now
-        if self.last_t is None:
-            self.last_t, self.last_step = now, step
+        if not self.looks:
+            self.looks.append((now, step))
             return total
-        if now - self.last_t < self.every_s or step == self.last_step:
+        if now - self.looks[-1][0] < self.every_s or step == self.looks[-1][1]:
             return total
-        rate = (step - self.last_step) * self.batch / (now - self.last_t)
-        self.last_t, self.last_step = now, step
+        self.looks = [*self.looks[-self.WINDOW:], (now, step)]
+        t0, step0 = self.looks[0]
+        rate = (step - step0) * self.batch / (now - t0)
         left_s = self.deadline - now - self.eval_s - self.margin
         fits = step + max(0, int(left_s * rate / self.batch))
         new = min(fits, total if step > total / 2 else self.max_steps)
