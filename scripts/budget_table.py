@@ -25,7 +25,7 @@ from cifarlab.io import write_json
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks/results"
 TABLE = ROOT / "src/cifarlab/budget_table.json"
-RECIPES = {"cifar100": ["c100-tiny", "c100-sprint", "c100-fast", "c100-best"]}  # smallest network first
+RECIPES = {"cifar100": ["c100-micro", "c100-tiny", "c100-sprint", "c100-fast", "c100-best"]}  # smallest network first
 # The records of rounds 1-2 name their CPU by model only; that machine was an Intel Xeon with AMX bf16.
 LEGACY_CLASS = {("Intel(R) Xeon(R) Processor (2 threads)", "bf16"): "cpu-amx-bf16"}
 
