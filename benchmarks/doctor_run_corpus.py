@@ -3,7 +3,8 @@ public code), with the doctor's full budgets; records what it reports.
 
     python benchmarks/doctor_run_corpus.py [--out benchmarks/results/doctor_run_corpus.json] [NAMES...]
 
-A bug is caught when the script's EXPECT code is reported as an error; a false error is any error on a
+A bug is caught when the script's EXPECT code is reported as an error (as a warning where the script's
+EXPECT_SEVERITY says so: a cost, not a wrong result, such as evaluation without no_grad); a false error is any error on a
 correct script (c_*); warnings on correct scripts are counted separately (a warning should mean a likely
 problem). Times: wall seconds of the whole audit (script + checks) and of the script's bounded run, and
 this process's CPU seconds (all threads; unlike wall time, not stretched by other jobs on the machine).
@@ -34,11 +35,11 @@ def names() -> list[str]:
 
 
 def constants(path: Path) -> dict:
-    """SOURCE and EXPECT of a script, read without running it."""
+    """SOURCE, EXPECT and EXPECT_SEVERITY of a script, read without running it."""
     out = {}
     for node in ast.parse(path.read_text()).body:
         if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and \
-                node.targets[0].id in ("SOURCE", "EXPECT"):
+                node.targets[0].id in ("SOURCE", "EXPECT", "EXPECT_SEVERITY"):
             out[node.targets[0].id] = ast.literal_eval(node.value)
     return out
 
@@ -55,8 +56,9 @@ def run_entry(name: str) -> dict:
            "crashed": report.crash is not None, "time_s": round(time.perf_counter() - t0, 1),
            "cpu_s": round(time.process_time() - c0, 1),  # all threads of this process: independent of other jobs
            "script_s": float(report.audit[0].rsplit(": ", 1)[1].split(" s")[0]), "check_cpu_s": round(report.cpu_s, 1)}
-    if rec["expect"]:
-        rec["caught"] = rec["expect"] in rec["errors"]
+    if rec["expect"]:  # at the check's severity: an error, or a warning where the script says so
+        rec["severity"] = const.get("EXPECT_SEVERITY", "error")
+        rec["caught"] = rec["expect"] in rec[rec["severity"] + "s"]
     return rec
 
 

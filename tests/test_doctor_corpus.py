@@ -38,9 +38,9 @@ def test_corpus_size_and_provenance():
 
 @pytest.mark.parametrize("name", BUGGY)
 def test_real_bug_is_caught_with_its_code(name, d):
-    # a smaller budget keeps the suite fast: no expected code here needs the long fit / divergence runs
-    # (full budgets: benchmarks/doctor_corpus.py); the correct pipelines below get the full budget
-    report = _diagnose(name, d, budget_s=10)
+    # the checks this bug needs and a smaller budget keep the suite fast (every check at full budget:
+    # benchmarks/doctor_corpus.py); the correct pipelines below get every check and the full budget
+    report = _diagnose(name, d, budget_s=10, checks=["shape-mismatch", "step-error", corpus.load(name).EXPECT])
     assert corpus.load(name).EXPECT in report.codes("error"), str(report)
     assert not report.ok
     for f in report.findings:

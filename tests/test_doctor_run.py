@@ -3,6 +3,7 @@ a crash reported with its traceback and what was seen before it, the user's file
 every hook removed afterwards, and the CLI's exit status."""
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -54,13 +55,52 @@ def _tiny(tmp_path: Path, step: str = "pass", after: str = "pass") -> Path:
     return path
 
 
-@pytest.mark.parametrize("name, code", [("b_finetune_train_once", "train-mode"),
-                                        ("b_missing_zero_grad", "missing-zero-grad"),
-                                        ("b_val_without_eval", "eval-mode")])
-def test_planted_bug_in_a_real_script_is_an_error(name, code, c10, tmp_path):
-    report = run_script(SCRIPTS / f"{name}.py", [], cwd=tmp_path, quiet=True, checks=PRE + [code])
-    assert code in report.codes("error"), str(report)
-    assert report.crash is None and report.summary().startswith("1 error(s)"), str(report)
+def _constants(path: Path) -> dict:
+    """SOURCE, EXPECT (EXPECT_SEVERITY when not "error") and KNOWN_MISS of a corpus script, read without
+    running it."""
+    out = {}
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            if node.targets[0].id in ("SOURCE", "EXPECT", "EXPECT_SEVERITY", "KNOWN_MISS"):
+                out[node.targets[0].id] = ast.literal_eval(node.value)
+    return out
+
+
+CORPUS = sorted(SCRIPTS.glob("[bc]_*.py"))
+BUGGY = [pytest.param(p, id=p.stem, marks=pytest.mark.xfail(reason=_constants(p)["KNOWN_MISS"], strict=False))
+         if _constants(p).get("KNOWN_MISS") else pytest.param(p, id=p.stem)
+         for p in CORPUS if p.stem.startswith("b_")]
+CORRECT = [pytest.param(p, id=p.stem) for p in CORPUS if p.stem.startswith("c_")]
+
+
+def test_script_corpus_size_and_provenance():
+    """Every pipeline of tests/doctor_corpus/ also exists as a plain script, plus scripts of their own."""
+    import doctor_corpus
+
+    assert len(BUGGY) >= 28 and len(CORRECT) >= 9
+    assert set(doctor_corpus.NAMES) <= {p.stem for p in CORPUS}
+    misses = [p.stem for p in CORPUS if _constants(p).get("KNOWN_MISS")]
+    assert len(misses) <= 0.05 * len(BUGGY), misses
+    for p in CORPUS:
+        c = _constants(p)
+        assert c["SOURCE"].startswith("https://") and ast.get_docstring(ast.parse(p.read_text())), p.stem
+        assert (c.get("EXPECT") is None) == p.stem.startswith("c_"), p.stem
+
+
+@pytest.mark.parametrize("path", BUGGY)
+def test_real_bug_in_a_plain_script_is_an_error_with_its_code(path, c10, tmp_path):
+    """The script as its source wrote it, audited for its bug (the checks that bug needs, a short budget;
+    every check at full budget: benchmarks/doctor_run_corpus.py)."""
+    const = _constants(path)
+    code = const["EXPECT"]
+    report = run_script(path, [], cwd=tmp_path, quiet=True, checks=PRE + [code], budget_s=6)
+    assert code in report.codes(const.get("EXPECT_SEVERITY", "error")), str(report)
+
+
+@pytest.mark.parametrize("path", CORRECT)
+def test_correct_plain_script_has_no_error(path, c10, tmp_path):
+    report = run_script(path, [], cwd=tmp_path, quiet=True, budget_s=4)
+    assert report.ok, str(report)
 
 
 def test_train_once_then_evaluate_is_clean(c10, tmp_path):
@@ -105,6 +145,22 @@ def test_stale_gradients_are_seen_in_the_loop_and_accumulation_is_not(tmp_path):
     ok = run_script(_tiny(tmp_path), [], cwd=tmp_path, quiet=True, checks=PRE + ["missing-zero-grad", "train-mode",
                                                                                   "eval-mode"])
     assert ok.ok and not ok.findings, str(ok)
+
+
+@pytest.mark.parametrize("body, bad", [("F.nll_loss(out, y)", True),
+                                       ("F.nll_loss(F.log_softmax(out, 1), y)", False)])
+def test_functional_loss_inside_a_loss_module_of_the_script_is_seen(tmp_path, body, bad):
+    """A parameter-free loss module of the script's own that calls F.nll_loss on the model's raw output is
+    the loss (not the cross-entropy the doctor would otherwise assume); the same module applying
+    log_softmax first is correct."""
+    script = _tiny(tmp_path)
+    module = (f"import torch.nn.functional as F\nclass Loss(nn.Module):\n    def forward(self, out, y):\n"
+              f"        return {body}\ncrit = Loss()\n")
+    text = script.read_text().replace("opt = torch.optim", module + "opt = torch.optim", 1)
+    script.write_text(text.replace("nn.functional.cross_entropy(model(xb), yb)", "crit(model(xb), yb)"))
+    report = run_script(script, ["3"], cwd=tmp_path, quiet=True, checks=PRE + ["loss-output-mismatch"])
+    assert report.crash is None, report.crash
+    assert ("loss-output-mismatch" in report.codes("error")) == bad, str(report)
 
 
 def test_cli_runs_the_script_with_its_arguments_and_exits_1_on_error(tmp_path):

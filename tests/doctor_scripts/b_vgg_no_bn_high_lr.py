@@ -12,6 +12,7 @@ from cifar import CIFAR10
 SOURCE = ("https://github.com/chengyangfu/pytorch-vgg-cifar10/issues/7; "
           "https://github.com/pytorch/vision/pull/1998")
 EXPECT = "diverges"
+KNOWN_MISS = "divergence of the full-width VGG is not reproduced within the audit's CPU budget"
 
 CFG = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]  # VGG-11 ("A")
 

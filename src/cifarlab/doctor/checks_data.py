@@ -1,10 +1,12 @@
-"""Data checks: input scale, randomness at evaluation, and which images the evaluation really uses."""
+"""Data checks: input scale, randomness at evaluation, which images the evaluation really uses, and whether
+both splits give a class the same label."""
 from __future__ import annotations
 
 import random
 
 import numpy as np
 import torch
+from torch.utils.data import Subset
 
 from .core import Check, Context, Finding, found, inconclusive, register
 from .limits import (EVAL_ON_TRAIN_FRACTION, EVAL_REREAD_ITEMS, NORM_ERROR_MEAN, NORM_ERROR_PEAK,
@@ -104,6 +106,40 @@ def check_duplicates(ctx: Context) -> list[Finding]:
     return []
 
 
+def _class_index(loader) -> dict[str, int] | None:
+    """Class name -> label of a loader's dataset (through Subset chains): its `class_to_idx`, else the
+    position in its `classes` list (the torchvision convention); None when it names no classes."""
+    ds = getattr(loader, "dataset", None)
+    while isinstance(ds, Subset):
+        ds = ds.dataset
+    mapping = getattr(ds, "class_to_idx", None)
+    if isinstance(mapping, dict) and mapping and all(isinstance(v, (int, np.integer)) for v in mapping.values()):
+        return {str(k): int(v) for k, v in mapping.items()}
+    classes = getattr(ds, "classes", None)
+    if isinstance(classes, (list, tuple)) and classes and all(isinstance(c, str) for c in classes):
+        return {c: i for i, c in enumerate(classes)}
+    return None
+
+
+def check_label_mapping(ctx: Context) -> list[Finding]:
+    if ctx.eval_loader is None:
+        return _no_eval_loader("label-mapping")
+    train, ev = _class_index(ctx.train_loader), _class_index(ctx.eval_loader)
+    if train is None or ev is None:
+        return []  # nothing names the classes: nothing to compare
+    shared = sorted(train.keys() & ev.keys())
+    moved = [c for c in shared if train[c] != ev[c]]
+    if not moved:
+        return []
+    c = moved[0]
+    extra = sorted(train.keys() ^ ev.keys())
+    return [found("label-mapping", "error", f"{len(moved)} of {len(shared)} classes have a different label in "
+                  f"the evaluation data than in the training data (e.g. '{c}' is {train[c]} in training, "
+                  f"{ev[c]} in evaluation)" + (f"; classes in only one split: {', '.join(extra[:5])}" if extra
+                                               else "") + ": evaluation scores predictions against the wrong "
+                  "classes")]
+
+
 FAMILY = "data"
 register(Check(
     "input-normalization", FAMILY, check_input_normalization, "error / warning",
@@ -136,3 +172,11 @@ register(Check(
     "none: it reports a property of the data (10 in CIFAR-100's test set)",
     "nothing to fix in the pipeline: report accuracy knowing the data set has these copies",
     needs_model=False))
+register(Check(
+    "label-mapping", FAMILY, check_label_mapping, "error / info",
+    "the class name -> label mapping of the training and evaluation datasets (`class_to_idx`, else the order "
+    "of `classes`), through Subset chains",
+    "any class name with a different label in the two splits",
+    "datasets whose `classes` list is not in label order",
+    "build one class -> index mapping (from the training set, or from the union of all splits' classes) and "
+    "use it for every split", needs_model=False))

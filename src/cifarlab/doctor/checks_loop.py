@@ -1,13 +1,14 @@
-"""Loop checks: gradients cleared between steps, and dropout / batch-norm modes in training and evaluation."""
+"""Loop checks: gradients cleared between steps, dropout / batch-norm modes in training and evaluation, the
+batches batch-norm sees, and whether evaluation builds autograd graphs."""
 from __future__ import annotations
 
 import math
 
 import torch
 
-from .core import Check, Context, Finding, found, inconclusive, register
+from .core import Check, Context, Finding, _first_line, found, inconclusive, register
 from .limits import AUDIT_PASSES, ZERO_GRAD_RATIO
-from .probes import logits_of, mode_layers, run_loop
+from .probes import BATCHNORMS, Limited, frozen_batchnorms, logits_of, mode_layers, run_loop
 from .trace import eval_in_train_mode, has_phases, train_after_eval_in_eval_mode
 
 
@@ -79,12 +80,20 @@ def _forwards(ctx: Context, model, opt):
     return ctx.cache["loop"].forwards
 
 
+def _without(forwards, drop: list[int]):
+    """The forwards with the modes of the layers at positions `drop` removed."""
+    if not drop:
+        return forwards
+    return [(phase, [m for i, m in enumerate(modes) if i not in drop]) for phase, modes in forwards]
+
+
 def check_train_mode(ctx: Context) -> list[Finding]:
-    """Judged on the first training forward that follows an evaluation in the user's loop."""
+    """Judged on the first training forward that follows an evaluation in the user's loop. Batch-norm layers
+    frozen on purpose (no parameter requires grad) are left out: eval mode is how they are kept frozen."""
     model, opt = ctx.fresh()
     if not mode_layers(model):
         return []
-    forwards = _forwards(ctx, model, opt)
+    forwards = _without(_forwards(ctx, model, opt), frozen_batchnorms(ctx.model))
     if train_after_eval_in_eval_mode(forwards):
         return [found("train-mode", "error",
                       "dropout / batch-norm layers are in eval mode in the first training step after an "
@@ -129,6 +138,97 @@ def check_eval_mode(ctx: Context) -> list[Finding]:
     return findings
 
 
+def _last_batch(loader) -> tuple[int, int, int] | None:
+    """(items in the last batch, batch size, items per pass) of a loader that keeps a partial last batch
+    (DataLoader with drop_last=False); None when that cannot be read."""
+    batches = getattr(loader, "batch_sampler", None)
+    size, drop = getattr(batches, "batch_size", None), getattr(batches, "drop_last", None)
+    if not isinstance(size, int) or size < 1 or drop is not False:
+        return None
+    try:
+        n = len(batches.sampler)
+    except (TypeError, AttributeError):
+        return None
+    return n % size, size, n
+
+
+def check_bn_batch_of_one(ctx: Context) -> list[Finding]:
+    """The last batch of every training epoch holds one image while batch-norm normalises in train mode:
+    BatchNorm on (1, C) features raises; on feature maps it normalises one image by its own statistics."""
+    last = _last_batch(ctx.train_loader)
+    bn = [i for i, m in enumerate(mode_layers(ctx.model)) if isinstance(m, BATCHNORMS)]
+    if last is None or last[0] != 1 or not bn:
+        return []
+    model, opt = ctx.fresh()
+    training = [modes for phase, modes in _forwards(ctx, model, opt) if phase == "train"]
+    if training and not any(training[0][i] for i in bn if i < len(training[0])):
+        return []  # batch-norm kept in eval mode while training: a batch of one is harmless
+    what = (f"the training loader yields {last[2]} images per epoch in batches of {last[1]} with "
+            f"drop_last=False, so every epoch ends with a batch of 1")
+    model.train()
+    try:
+        with torch.no_grad():
+            model(ctx.batch[0][:1])
+    except Exception as e:  # the crash the script meets at the end of its first epoch
+        return [found("bn-batch-of-one", "error", f"{what}, on which the model in train mode raises: "
+                      f"{type(e).__name__}: {_first_line(e)}")]
+    return [found("bn-batch-of-one", "warning", f"{what}: batch-norm normalises that image by its own "
+                  "statistics and moves its running statistics towards them")]
+
+
+def check_frozen_bn_updating(ctx: Context) -> list[Finding]:
+    """Batch-norm layers whose parameters are frozen (requires_grad=False) but which are in train mode in
+    training forwards: their running mean / variance keep following the training batches."""
+    frozen = [i for i in frozen_batchnorms(ctx.model) if _tracks_stats(mode_layers(ctx.model)[i])]
+    if not frozen:
+        return []
+    model, opt = ctx.fresh()
+    training = [modes for phase, modes in _forwards(ctx, model, opt) if phase == "train"]
+    moving = {i for modes in training for i in frozen if i < len(modes) and modes[i]}
+    if not moving:
+        return []
+    names = {m: n for n, m in ctx.model.named_modules()}
+    layers = mode_layers(ctx.model)
+    example = ", ".join(f"'{names[layers[i]]}'" for i in sorted(moving)[:3])
+    return [found("frozen-bn-updating", "warning", f"{len(moving)} of {len(frozen)} batch-norm layers whose "
+                  f"parameters are frozen (requires_grad=False; e.g. {example}) are in train mode while the model "
+                  "trains: their running mean and variance keep moving to the new data, so the 'frozen' part "
+                  "computes different features after training than before")]
+
+
+def _tracks_stats(bn) -> bool:
+    return bool(bn.track_running_stats and bn.running_mean is not None and bn.momentum != 0)
+
+
+def _eval_grad_flags(ctx: Context) -> list[bool]:
+    """torch.is_grad_enabled() at each evaluation forward: observed (`doctor run`) or from one eval batch."""
+    if ctx.trace is not None:
+        return [c.grad for c in ctx.trace.calls if c.module is ctx.model and ctx.trace.phase(c) == "eval"]
+    model, _ = ctx.fresh()
+    flags: list[bool] = []
+    handle = model.register_forward_pre_hook(lambda mod, inp: flags.append(torch.is_grad_enabled()))
+    try:
+        ctx.evaluate(model, Limited(ctx.eval_loader, 1, max_items=len(ctx.batch[0])), ctx.loss_fn)
+    finally:
+        handle.remove()
+    return flags
+
+
+def check_eval_without_no_grad(ctx: Context) -> list[Finding]:
+    if not any(p.requires_grad for p in ctx.model.parameters()):
+        return []  # nothing to record a graph for
+    flags = _eval_grad_flags(ctx)
+    if not flags:
+        return [inconclusive("eval-without-no-grad", "no evaluation forward was observed",
+                             "needs the script to evaluate within its first passes or after training")]
+    if any(flags):
+        return [found("eval-without-no-grad", "warning", f"{sum(flags)} of {len(flags)} evaluation forwards "
+                      "ran with gradients enabled: each builds an autograd graph and keeps every activation "
+                      "alive until its outputs are freed (memory and time, not accuracy; the 'out of memory "
+                      "during validation' of larger models)")]
+    return []
+
+
 FAMILY = "loop"
 register(Check(
     "optimizer-params", FAMILY, check_optimizer_params, "error / warning",
@@ -149,7 +249,8 @@ register(Check(
     "`doctor run`: your loop as it ran (AUDIT_PASSES training passes); diagnose(): your loop (`fit`, or "
     "`train_step` epochs each followed by `evaluate`) run for LOOP_EPOCHS epochs of LOOP_TRAIN_BATCHES "
     "batches; each forward is training or evaluation (backpropagated or not / by the batch it receives); "
-    "the dropout/batch-norm modes of the first training forward after an evaluation",
+    "the dropout/batch-norm modes of the first training forward after an evaluation (batch-norm layers whose "
+    "parameters are all frozen, requires_grad=False, left out: eval mode is how they are kept frozen)",
     "all in eval mode", "diagnose() without `fit`: a loop that never evaluates mid-training is assumed to "
     "evaluate after each epoch (pass `fit`, or use `doctor run`)",
     "call model.train() at the start of each training epoch (and after every mid-epoch validation)"))
@@ -159,3 +260,27 @@ register(Check(
     "forwards of the same batch under different seeds", "any layer in train mode; any difference",
     "MC-dropout evaluation on purpose",
     "call model.eval() at the start of evaluation (and model.train() after it)"))
+register(Check(
+    "bn-batch-of-one", FAMILY, check_bn_batch_of_one, "error / warning",
+    "the training DataLoader's batch size, drop_last and items per pass (its sampler); the model's batch-norm "
+    "layers and their mode in training forwards; the model in train mode on one image of the first batch",
+    "last batch of exactly 1 item with batch-norm in train mode: error when the model raises on it, warning "
+    "when it runs", "none for the error (the script crashes at the end of its first epoch); the warning: a "
+    "single-image batch on feature maps is legal, only noisy",
+    "pass drop_last=True to the training DataLoader (or change the batch size so that no batch of 1 is left)"))
+register(Check(
+    "frozen-bn-updating", FAMILY, check_frozen_bn_updating, "warning",
+    "batch-norm layers whose parameters all have requires_grad=False and that track running statistics: "
+    "their mode in the training forwards of your loop (observed by `doctor run`, or the loop run)",
+    "any such layer in train mode during training",
+    "updating the statistics of a frozen backbone on purpose (adapting batch-norm to the new data; momentum "
+    "encoders)",
+    "put the frozen part's batch-norm layers in eval mode after every model.train() (e.g. override train() or "
+    "call backbone.eval() at the start of each epoch), or unfreeze them on purpose"))
+register(Check(
+    "eval-without-no-grad", FAMILY, check_eval_without_no_grad, "warning / info",
+    "torch.is_grad_enabled() at every evaluation forward (`doctor run`: observed; diagnose(): your `evaluate` "
+    "on one eval batch) of a model with trainable parameters",
+    "any evaluation forward with gradients enabled",
+    "evaluations that need gradients on purpose (adversarial or gradient-based attribution metrics)",
+    "wrap evaluation in `with torch.no_grad():` (or torch.inference_mode())"))

@@ -48,7 +48,8 @@ print(report)     # grouped by severity, each with its fix and a link below; las
   the optimizer the one that stepped, the training loader the one whose passes had steps, the
   evaluation loader the one that fed forwards without a backward. A forward is *training* when
   gradients were on and its batch was backpropagated, *evaluation* otherwise. train-mode, eval-mode,
-  missing-zero-grad, init-loss and diverges judge what the loop did; no loop shape is assumed.
+  missing-zero-grad, bn-batch-of-one, frozen-bn-updating, eval-without-no-grad, init-loss and diverges
+  judge what the loop did; no loop shape is assumed.
 - **Bounded**: each loader yields `AUDIT_BATCHES` batches per pass; after `AUDIT_PASSES` training passes
   the remaining training epochs run empty (so an evaluation after training is still observed) and the
   script is stopped after `AUDIT_EVAL_PASSES` more loader passes, `AUDIT_MAX_STEPS` steps or

@@ -53,6 +53,8 @@ class Observer:
         self._layers = weakref.WeakKeyDictionary()  # module -> its dropout / BN layers (None: no parameters)
         self._fresh_step = weakref.WeakKeyDictionary()  # optimizer -> stepped since the last backward
         self._last_loss = None
+        self._open_calls: list[bool] = []  # module forwards under way, innermost last: has it parameters?
+        self._model_out = None  # weakref to the output of the last top-level call of a module with parameters
 
     def stop_if_over(self, where: str) -> None:
         if clock() > self.deadline:
@@ -71,6 +73,9 @@ class Observer:
                 loader = self.current.loader if self.current else None
                 self.trace.calls.append(Call(module, [m.training for m in layers], torch.is_grad_enabled(),
                                              self.episode, loader))
+        if self.depth == 0:
+            self._open_calls.clear()  # a forward that raised never closed its calls
+        self._open_calls.append(self.depth == 0 and self._mode_layers(module) is not None)
         self.depth += 1
 
     def _mode_layers(self, module) -> list | None:
@@ -85,10 +90,18 @@ class Observer:
     def post_forward(self, module, args, out) -> None:
         if self.active:
             self.depth = max(0, self.depth - 1)
+            if self._open_calls and self._open_calls.pop() and torch.is_tensor(out):
+                self._model_out = weakref.ref(out)
 
     # ---- losses, backward, steps
-    def functional_loss(self, name: str, kwargs: dict) -> None:
-        if self.active and self.depth == 0:
+    def functional_loss(self, name: str, args: tuple, kwargs: dict) -> None:
+        """A functional loss called by the script itself, or inside a loss module of its own (a module
+        without parameters) directly on the model's output."""
+        if not self.active:
+            return
+        x = args[0] if args else kwargs.get("input")
+        on_output = self._model_out is not None and self._model_out() is x and not any(self._open_calls)
+        if self.depth == 0 or on_output:
             extra = {k: v for k, v in kwargs.items() if k not in ("input", "target")}
             self._last_loss = (name, extra)
 
@@ -185,7 +198,7 @@ def _wrap_backward(obs: Observer, original):
 
 def _wrap_loss(obs: Observer, name: str, original):
     def loss(*args, **kwargs):
-        obs.functional_loss(name, kwargs)
+        obs.functional_loss(name, args, kwargs)
         return original(*args, **kwargs)
     return loss
 

@@ -13,7 +13,8 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from .limits import LOOP_EPOCHS, LOOP_TRAIN_BATCHES
 
 DROPOUTS = nn.modules.dropout._DropoutNd
-MODE_LAYERS = (DROPOUTS, nn.modules.batchnorm._BatchNorm)
+BATCHNORMS = nn.modules.batchnorm._BatchNorm
+MODE_LAYERS = (DROPOUTS, BATCHNORMS)
 
 
 class Limited:
@@ -174,6 +175,14 @@ def forward_trace(model: nn.Module, x: torch.Tensor):
 
 def mode_layers(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, MODE_LAYERS)]
+
+
+def frozen_batchnorms(model: nn.Module) -> list[int]:
+    """Positions, in mode_layers(model), of the batch-norm layers frozen on purpose: they have parameters and
+    none of them requires grad (a backbone frozen with requires_grad=False freezes its batch-norm affine too).
+    """
+    return [i for i, m in enumerate(mode_layers(model)) if isinstance(m, BATCHNORMS)
+            and (params := list(m.parameters())) and not any(p.requires_grad for p in params)]
 
 
 # ---------------------------------------------------------------- the loop run
