@@ -75,6 +75,26 @@ def doctor_block() -> str:
                             r["date"][:10]] for r in recs])
 
 
+def doctor_run_block() -> str:
+    """`doctor run` on the plain-script corpus: the summary, then each script's result."""
+    path = ROOT / "benchmarks/results/doctor_run_corpus.json"
+    if not path.is_file():
+        return "(no run recorded yet: `python benchmarks/doctor_run_corpus.py`)"
+    rec = json.loads(path.read_text())
+    s, entries = rec["summary"], rec["entries"]
+    head = markdown_table(["real bugs caught (with their code)", "false errors on correct scripts",
+                           "warnings on correct scripts", "longest audit", "CPU, threads", "load (1 min) start-end",
+                           "date"],
+                          [[f"{s['caught']} / {s['buggy']}", f"{s['false_errors']} on {s['correct']} scripts",
+                            str(s["warnings_on_correct"]), f"{s['max_time_s']:.0f} s wall",
+                            f"{s['cpu_capability']}, {s['torch_threads']}",
+                            " - ".join(f"{v:g}" for v in s["load_1min_start_end"]), s["date"][:10]]])
+    rows = [[e["name"], e["expect"] or "(correct)", ", ".join(e["errors"]) or "none",
+             ", ".join(e["warnings"]) or "none",
+             {True: "yes", False: "**no**", None: "—"}[e.get("caught")], f"{e['time_s']:.0f} s"] for e in entries]
+    return head + "\n\n" + markdown_table(["script", "its bug", "errors", "warnings", "caught", "wall"], rows)
+
+
 def doctor_corpus_block() -> str:
     path = ROOT / "benchmarks/results/doctor_corpus.json"
     if not path.is_file():
@@ -386,6 +406,7 @@ BLOCKS = {
     "recipe": (lambda: study_block("c100-cnn-aug"), "studies/c100-cnn-aug/study.json"),
     "study": (study_block, "studies/cifar100/study.json"),
     "speed": (speed_block, "benchmarks/results/speed*.jsonl"),
+    "doctor_run": (doctor_run_block, "benchmarks/results/doctor_run_corpus.json"),
     "doctor_corpus": (doctor_corpus_block, "benchmarks/results/doctor_corpus.json"),
     "doctor": (doctor_block, "benchmarks/results/doctor_speed.jsonl"),
 }

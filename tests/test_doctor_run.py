@@ -67,7 +67,8 @@ def _constants(path: Path) -> dict:
 
 
 CORPUS = sorted(SCRIPTS.glob("[bc]_*.py"))
-BUGGY = [pytest.param(p, id=p.stem, marks=pytest.mark.xfail(reason=_constants(p)["KNOWN_MISS"], strict=False))
+# a known miss is not run here (it is, at full budget, in benchmarks/doctor_run_corpus.py)
+BUGGY = [pytest.param(p, id=p.stem, marks=pytest.mark.xfail(reason=_constants(p)["KNOWN_MISS"], run=False))
          if _constants(p).get("KNOWN_MISS") else pytest.param(p, id=p.stem)
          for p in CORPUS if p.stem.startswith("b_")]
 CORRECT = [pytest.param(p, id=p.stem) for p in CORPUS if p.stem.startswith("c_")]

@@ -102,11 +102,12 @@ def test_twenty_random_kills_leave_a_valid_folder_and_resume_exactly(straight, t
     while kills < 20:
         resume = (out / "last.pt").is_file()
         args = ["--resume", str(out), "--quiet"] if resume else [*ARGS, "--out", str(out), "--overwrite"]
-        p = subprocess.Popen(_cli(*args), env=_env(data_root), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+        err = tmp_path / "stderr.txt"
+        with err.open("w") as f:
+            p = subprocess.Popen(_cli(*args), env=_env(data_root), stdout=subprocess.DEVNULL, stderr=f)
         time.sleep(rnd.uniform(1.0, 4.0))
         if p.poll() is not None:  # finished: start over so that every kill lands in a live run
-            assert p.returncode == 0
+            assert p.returncode == 0, (args, err.read_text())
             shutil.rmtree(out)
             continue
         p.send_signal(signal.SIGKILL)
@@ -181,6 +182,23 @@ def test_atomic_text_write_replaces_whole_file(tmp_path):
     write_text(f, "one")
     write_text(f, "two")
     assert f.read_text() == "two" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_a_run_killed_while_writing_its_first_file_can_start_again(tmp_path):
+    """A kill between the temporary write of config.yaml and its rename leaves only the temporary file:
+    the folder counts as empty (a user's other files still make it refused)."""
+    from cifarlab.runfolder import prepare_out_dir
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".config.yaml.1234.abcd1234.tmp").write_text("half")
+    prepare_out_dir(out, resume=False, overwrite=False)
+    assert list(out.iterdir()) == []
+    (out / ".config.yaml.1234.abcd1234.tmp").write_text("half")
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(Exception, match="exists and is not empty"):
+        prepare_out_dir(out, resume=False, overwrite=False)
+    assert (out / "notes.txt").read_text() == "mine"
 
 
 def test_overwrite_killed_half_way_can_be_overwritten_again(tmp_path, monkeypatch):

@@ -19,6 +19,8 @@ def prepare_out_dir(out: Path | None, resume: bool, overwrite: bool) -> None:
         if not (out / "last.pt").is_file():
             raise RunError(f"--resume {out}: no last.pt there; nothing to resume")
         return
+    if out.exists():
+        _drop_write_leftovers(out)
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise RunError(f"output folder {out} exists and is not empty; pass --resume to continue "
@@ -28,6 +30,15 @@ def prepare_out_dir(out: Path | None, resume: bool, overwrite: bool) -> None:
                            "(no config.yaml); remove it yourself or choose another --out")
         _clear_run_folder(out)
     out.mkdir(parents=True, exist_ok=True)
+
+
+def _drop_write_leftovers(out: Path) -> None:
+    """A run killed while writing its first file leaves only io.write_*'s temporary (.NAME.PID.HEX.tmp):
+    such a folder is empty for a new run. Anything else in the folder keeps every file."""
+    children = list(out.iterdir())
+    if children and all(c.is_file() and c.name.startswith(".") and c.name.endswith(".tmp") for c in children):
+        for c in children:
+            c.unlink()
 
 
 def _clear_run_folder(out: Path) -> None:
