@@ -179,7 +179,8 @@ def check_bn_batch_of_one(ctx: Context) -> list[Finding]:
 def check_frozen_bn_updating(ctx: Context) -> list[Finding]:
     """Batch-norm layers whose parameters are frozen (requires_grad=False) but which are in train mode in
     training forwards: their running mean / variance keep following the training batches."""
-    frozen = [i for i in frozen_batchnorms(ctx.model) if _tracks_stats(mode_layers(ctx.model)[i])]
+    layers = mode_layers(ctx.model)
+    frozen = [i for i in frozen_batchnorms(ctx.model) if _tracks_stats(layers[i])]
     if not frozen:
         return []
     model, opt = ctx.fresh()
@@ -188,7 +189,6 @@ def check_frozen_bn_updating(ctx: Context) -> list[Finding]:
     if not moving:
         return []
     names = {m: n for n, m in ctx.model.named_modules()}
-    layers = mode_layers(ctx.model)
     example = ", ".join(f"'{names[layers[i]]}'" for i in sorted(moving)[:3])
     return [found("frozen-bn-updating", "warning", f"{len(moving)} of {len(frozen)} batch-norm layers whose "
                   f"parameters are frozen (requires_grad=False; e.g. {example}) are in train mode while the model "
