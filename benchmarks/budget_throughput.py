@@ -37,7 +37,7 @@ def main() -> None:
             r = calibrate(cfg, ds.train_x, rt, ds.num_classes, seconds=a.seconds)
             rec = {"kind": "budget-throughput", "preset": recipe.preset, "dataset": a.dataset, "repeat": rep,
                    "batch_size": cfg.train.batch_size, "train_img_s": round(r.train_img_s, 1),
-                   "eval_img_s": round(r.eval_img_s, 1), "other_cpu_frac": share.stop(),
+                   "eval_img_s": round(r.eval_img_s, 1), **share.fields(),
                    **env_info(rt.hardware, rt.precision), **rt.hw.record(), "command": "python " + " ".join(sys.argv)}
             append_jsonl(a.out, rec)
             print(f"{recipe.preset}: train {r.train_img_s:.0f} img/s, eval {r.eval_img_s:.0f} img/s "

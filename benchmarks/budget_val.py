@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from cifarlab.bench import CpuShare
 from cifarlab.config import flatten, make_config
 from cifarlab.evaluate import metrics_from_logits, predict
 from cifarlab.io import append_jsonl
@@ -30,7 +31,9 @@ def val_run(preset: str, epochs: int) -> dict:
     if cfg.hash() in done:
         print(f"{preset} x{epochs}: already recorded")
         return {}
+    share = CpuShare().start()
     run = train(cfg, quiet=True)
+    timing = share.fields()
     s, rt = run.summary, pick_device(cfg.train)
     pipe = build(cfg, runtime=rt)  # the same split; the trained model scored without test-time augmentation
     no_tta = metrics_from_logits(predict(run.model, pipe.splits.val_x, pipe.normalize, rt,
@@ -38,7 +41,8 @@ def val_run(preset: str, epochs: int) -> dict:
     rec = {"kind": "budget-val", "preset": preset, "dataset": cfg.data.dataset, "epochs": epochs,
            "batch_size": cfg.train.batch_size, "widths": cfg.model.widths, "muon_lr": cfg.optim.muon_lr,
            "config_hash": cfg.hash(), "seed": cfg.train.seed, "n_train": s["n_train"], "n_val": s["n_val"],
-           "val_acc_last": s["last_epoch_val_acc"], "val_acc_no_tta": no_tta, "tta": cfg.train.tta, "train_s": round(s["train_time_s"], 1),
+           "val_acc_last": s["last_epoch_val_acc"], "val_acc_no_tta": no_tta, "tta": cfg.train.tta,
+           "train_s": round(s["train_time_s"], 1), **timing,
            "images_per_s": round(s["images_per_s"], 1), "precision": s["precision"], **rt.hw.record(),
            "torch": s["torch"], "git_commit": s["git_commit"], "date": s["date"],
            "command": f"python benchmarks/budget_val.py {preset}:{epochs}", "config": flatten(cfg.to_dict())}

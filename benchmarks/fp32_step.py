@@ -101,13 +101,13 @@ def main() -> None:
             share = CpuShare().start()
             ns = newton_schulz_times(preset, a.repeats)
             records.append({"benchmark": "newton-schulz", "preset": preset, "unit": "s per optimizer step",
-                            **{k: summary(v) for k, v in ns.items()}, "other_cpu_frac": share.stop(), **base})
+                            **{k: summary(v) for k, v in ns.items()}, **share.fields(), **base})
         for name, fmt in (("nchw", torch.contiguous_format), ("nhwc", torch.channels_last)):
             share = CpuShare().start()
             rates = bare_step_times(preset, fmt, a.steps, a.repeats)
             records.append({"benchmark": "bare-step-fp32", "preset": preset, "memory_format": name,
                             "batch_size": cfg.train.batch_size, "unit": "images/s", "images_per_s": summary(rates),
-                            "chosen": fmt == memory_format_for(hw, "fp32"), "other_cpu_frac": share.stop(), **base})
+                            "chosen": fmt == memory_format_for(hw, "fp32"), **share.fields(), **base})
         for r in records[first:]:
             print(json.dumps({k: r[k] for k in r if k not in base}))
     with open(a.out, "a") as f:

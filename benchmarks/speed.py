@@ -79,7 +79,7 @@ def main() -> None:
            "batch_size": cfg.train.batch_size, "augment": cfg.augment.__dict__, "images": a.images,
            "bare_step_img_s": round(bare, 1), "train_loop_img_s": round(loop, 1),
            "loop_vs_bare": round(loop / bare, 3), "realtime_priority": _realtime(),
-           "other_cpu_frac": share.stop(), "command": "python " + " ".join(sys.argv),
+           **share.fields(), "command": "python " + " ".join(sys.argv),
            **env_info(rt.hardware, rt.precision), **rt.hw.record()}
     print(json.dumps(rec))
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,8 @@
 benchmarks/results/tune_targets.jsonl and each study's trials are exported beside it.
 
   search:  a 24-trial search over 4 keys of c100-sprint on a 10k-image training subset (validation: 5k
-           held out of the training set), median pruning, the preset's own values enqueued as trial 0.
+           held out of the training set, scored without test-time augmentation), asynchronous successive halving
+           (--pruner; median before), the preset's own values enqueued as trial 0.
            Targets: >= 30% of trials pruned; best validation >= trial 0 (the hand-tuned preset on the same
            subset); finished within the stated wall budget (--wall-s).
   workers: the same kind of search without pruning (so every trial costs the same), 1 thread per worker:
@@ -48,10 +49,12 @@ SPACE = {  # the 4 keys of the search; the preset's values lie inside every rang
 
 def write_spec(path: Path, name: str, a, trials: int, prune: bool, keys=tuple(SPACE)) -> Path:
     space = "\n".join(f"  {k}: {SPACE[k]}" for k in keys)
-    pruner = "{name: median, startup_trials: 4, warmup_epochs: 0}" if prune else "{name: none}"
+    pruner = {"median": "{name: median, startup_trials: 4, warmup_epochs: 0}",
+              "successive_halving": "{name: successive_halving, min_epochs: 1, reduction_factor: 3}"}[a.pruner] \
+        if prune else "{name: none}"
     path.write_text(f"name: {name}\ndescription: issue 20 target measurement ({a.tag})\nbase: c100-sprint\n"
                     f"set: {{train.epochs: {a.epochs}}}\n"
-                    f"search_only: {{data.train_subset: {a.images}, data.val_size: {a.val}}}\n"
+                    f"search_only: {{data.train_subset: {a.images}, data.val_size: {a.val}, train.tta: {a.val_tta}}}\n"
                     f"space:\n{space}\nobjective: val_acc\nbudget: {{trials: {trials}, wall_s: {a.wall_s}}}\n"
                     f"pruner: {pruner}\nsampler: {{name: tpe, seed: 0}}\nbaseline: {str(prune).lower()}\n")
     return path
@@ -169,7 +172,10 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=3, help="train.epochs (c100-sprint's own)")
     p.add_argument("--trials", type=int, default=24, help="search trials")
     p.add_argument("--pair-trials", type=int, default=6, help="trials of the single worker (the pair runs 2x)")
-    p.add_argument("--wall-s", type=float, default=1200, help="the search's stated wall budget")
+    p.add_argument("--wall-s", type=float, default=1500, help="the search's stated wall budget")
+    p.add_argument("--pruner", choices=["successive_halving", "median"], default="successive_halving")
+    p.add_argument("--val-tta", type=int, default=0, help="test-time augmentation of the trials' validation "
+                   "scores (the written preset keeps its own)")
     p.add_argument("--parts", default="search,workers")
     p.add_argument("--tag", default="full")
     p.add_argument("--data-dir")
@@ -182,7 +188,8 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     command = "python benchmarks/tune_targets.py " + " ".join(sys.argv[1:])
     base = {"kind": "tune_targets", "tag": a.tag, "command": command, **machine(),
-            "setup": {"images": a.images, "val": a.val, "epochs": a.epochs, "keys": list(SPACE)}}
+            "setup": {"images": a.images, "val": a.val, "epochs": a.epochs, "keys": list(SPACE), "pruner": a.pruner,
+                      "val_tta": a.val_tta}}
     if "search" in a.parts:
         rec = {**base, **run_search(a, work)}
         append_jsonl(RESULTS / "tune_targets.jsonl", rec)

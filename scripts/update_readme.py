@@ -17,6 +17,9 @@ from pathlib import Path
 from cifarlab.viz import fmt_ms, markdown_table, results_table, time_range
 from cifarlab.io import read_jsonl
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from budget_table import LEGACY_CLASS  # noqa: E402  (the hardware class of records that predate the field)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -75,6 +78,25 @@ def doctor_block() -> str:
                             r["date"][:10]] for r in recs])
 
 
+def _doctor_run_summary(s: dict) -> str:
+    return markdown_table(["real bugs caught (with their code)", "false errors on correct scripts",
+                           "warnings on correct scripts", "longest audit", "CPU, threads", "load (1 min) start-end",
+                           "date"],
+                          [[f"{s['caught']} / {s['buggy']}", f"{s['false_errors']} on {s['correct']} scripts",
+                            str(s["warnings_on_correct"]), f"{s['max_time_s']:.0f} s wall",
+                            f"{s['cpu_capability']}, {s['torch_threads']}",
+                            " - ".join(f"{v:g}" for v in s["load_1min_start_end"]), s["date"][:10]]])
+
+
+def doctor_summary_block() -> str:
+    """README: the corpus result of `doctor run` in one row (per-script rows are in docs/results.md)."""
+    path = ROOT / "benchmarks/results/doctor_run_corpus.json"
+    if not path.is_file():
+        return "(no run recorded yet: `python benchmarks/doctor_run_corpus.py`)"
+    return (_doctor_run_summary(json.loads(path.read_text())["summary"]) + "\n\n`python benchmarks/doctor_run_corpus.py`"
+            " on the plain-script corpus in tests/doctor_scripts/; per script: [docs/results.md](docs/results.md#doctor).")
+
+
 def doctor_run_block() -> str:
     """`doctor run` on the plain-script corpus: the summary, then each script's result."""
     path = ROOT / "benchmarks/results/doctor_run_corpus.json"
@@ -82,17 +104,23 @@ def doctor_run_block() -> str:
         return "(no run recorded yet: `python benchmarks/doctor_run_corpus.py`)"
     rec = json.loads(path.read_text())
     s, entries = rec["summary"], rec["entries"]
-    head = markdown_table(["real bugs caught (with their code)", "false errors on correct scripts",
-                           "warnings on correct scripts", "longest audit", "CPU, threads", "load (1 min) start-end",
-                           "date"],
-                          [[f"{s['caught']} / {s['buggy']}", f"{s['false_errors']} on {s['correct']} scripts",
-                            str(s["warnings_on_correct"]), f"{s['max_time_s']:.0f} s wall",
-                            f"{s['cpu_capability']}, {s['torch_threads']}",
-                            " - ".join(f"{v:g}" for v in s["load_1min_start_end"]), s["date"][:10]]])
+    head = _doctor_run_summary(s)
     rows = [[e["name"], e["expect"] or "(correct)", ", ".join(e["errors"]) or "none",
              ", ".join(e["warnings"]) or "none",
              {True: "yes", False: "**no**", None: "—"}[e.get("caught")], f"{e['time_s']:.0f} s"] for e in entries]
     return head + "\n\n" + markdown_table(["script", "its bug", "errors", "warnings", "caught", "wall"], rows)
+
+
+def doctor_example_block() -> str:
+    """The 11-line example script and the doctor's real report on it (benchmarks/doctor_example.py)."""
+    path = ROOT / "benchmarks/results/doctor_example.json"
+    if not path.is_file():
+        return "(no run recorded yet: `python benchmarks/doctor_example.py`)"
+    rec = json.loads(path.read_text())
+    script = (ROOT / "examples/buggy_train.py").read_text().rstrip("\n")
+    return (f"```python\n# examples/buggy_train.py\n{script}\n```\n\n```console\n$ {rec['command']}\n{rec['output']}\n```"
+            f"\n\n{rec['hardware']}, torch {rec['torch']}, {rec['date'][:10]}; the lines before the report are the "
+            "script's own output (its shortened run). `cifarlab doctor explain CODE` gives a finding's fix.")
 
 
 def doctor_corpus_block() -> str:
@@ -164,22 +192,6 @@ def _other_load(g: dict) -> str:
 
 def _per_seed(g: dict) -> str:
     return ", ".join(f"{r['test_acc']:.2f}% / {r['clock_s']:.0f} s" for r in sorted(g["recs"], key=lambda r: r["seed"]))
-
-
-def best_block() -> str:
-    """README's short results table: each preset's current recipe, grouped by hardware class."""
-    groups = [g for g in _tta_groups() if _current_recipe(g["preset"]) == g["hash"]]
-    parts = []
-    for cls, gs in _by_class(groups).items():
-        rows = [[f"`{g['preset']}`", g["recs"][0]["dataset"], fmt_ms([r["test_acc"] for r in g["recs"]]),
-                 fmt_ms([r["test_acc_no_tta"] for r in g["recs"]]), fmt_ms([r["clock_s"] for r in g["recs"]], 0),
-                 len(g["recs"]), _other_load(g)] for g in gs]
-        parts.append(f"**{cls}**, torch {gs[0]['recs'][-1]['torch']}:\n\n" + markdown_table(
-            ["preset", "data", "test top-1 % with TTA", "without TTA", "time s", "seeds", "other CPU load"], rows))
-    return "\n\n".join(parts) + (
-        "\n\nMean ± std over seeds of `cifarlab bench PRESET --seeds 3`; time = training + init + final evaluation. "
-        "Per-seed values, earlier recipes and the published checkpoints: [docs/results.md](docs/results.md); "
-        "how the times were taken: [docs/benchmarking.md](docs/benchmarking.md).")
 
 
 def time_to_accuracy_block() -> str:
@@ -284,8 +296,8 @@ def data_note_block() -> str:
 
 def defaults_block() -> str:
     """What `make train`, `make train-preset` and a bare `cifarlab train` run today (the Makefile's BUDGET and
-    PRESET, cli.DEFAULT_PRESET)."""
-    from cifarlab.cli import DEFAULT_PRESET
+    PRESET, cli.DEFAULT_BUDGET)."""
+    from cifarlab.cli import DEFAULT_BUDGET
 
     make = (ROOT / "Makefile").read_text()
     budget = re.search(r"^BUDGET\s*\?=\s*(\S+)", make, re.M).group(1)
@@ -295,8 +307,9 @@ def defaults_block() -> str:
             f"machine slows; `make train BUDGET=15m` asks for another time. Then `scripts/vs_seed.py` compares the "
             f"run with the seed project's result.\n"
             f"- `make train-preset` trains the named preset `{preset}` (`PRESET=NAME` for another) exactly as written.\n"
-            f"- `cifarlab train` without `--preset` or `--budget` trains `{DEFAULT_PRESET}` into "
-            f"`runs/{DEFAULT_PRESET}-<date-time>`.")
+            f"- `cifarlab train` without `--preset` runs the same budgeted job (`--budget {DEFAULT_BUDGET}`) into "
+            f"`runs/cifar100-budget-<date-time>`" + (" (the same default as `make train`)." if DEFAULT_BUDGET == budget
+                                                     else f"; note that `make train` uses {budget}."))
 
 
 def tuning_command(rec: dict) -> str:
@@ -323,23 +336,44 @@ def tuning_block() -> str:
                            "train s (other jobs running)", "machine"], rows)
 
 
-def _flag(recs: list[dict], key: str) -> str:
-    vals = {r.get(key) for r in recs}
-    if vals == {None}:
-        return "not recorded"
-    return ", ".join(sorted({"yes" if v else "no" if v is not None else "not recorded" for v in vals}))
+def _realtime(r: dict) -> bool | None:
+    if "sched_policy" in r:
+        return r["sched_policy"] in ("SCHED_FIFO", "SCHED_RR")
+    return r.get("realtime_priority")
+
+
+def _paused(r: dict):
+    v = r.get("others_paused")
+    return None if v is None else (f"yes ({v})" if v else "no")
+
+
+def _field(recs: list[dict], fn) -> str:
+    vals = {fn(r) for r in recs}
+    shown = {"not recorded" if v is None else "yes" if v is True else "no" if v is False else str(v) for v in vals}
+    return ", ".join(sorted(shown))
+
+
+def _condition_row(name: str, recs: list[dict], hardware: str) -> list[str]:
+    return [name, hardware, _other_load({"recs": recs}) if any("other_cpu_frac" in r for r in recs) else "not recorded",
+            _field(recs, _realtime), _field(recs, lambda r: r.get("nice")), _field(recs, _paused)]
 
 
 def conditions_block() -> str:
     """What each timing record states about the machine while it ran (fields only, never prose)."""
-    rows = [[f"time_to_accuracy: `{g['preset']}` ({g['hash'][:6]})", hardware_class(g["recs"][-1]), _other_load(g),
-             _flag(g["recs"], "realtime_priority"), _flag(g["recs"], "others_paused")]
+    from cifarlab.budget import fmt_duration
+
+    rows = [_condition_row(f"time_to_accuracy: `{g['preset']}` ({g['hash'][:6]})", g["recs"], hardware_class(g["recs"][-1]))
             for g in _tta_groups() if _current_recipe(g["preset"]) == g["hash"]]
-    for f in ("speed.jsonl", "speed_gpu.jsonl"):
-        for r in _latest(ROOT / "benchmarks/results" / f, lambda r: (r["hardware"], r["preset"])):
-            rows.append([f"{f.split('.')[0]}: `{r['preset']}`", r["hardware"], "not recorded",
-                         _flag([r], "realtime_priority"), _flag([r], "others_paused")])
-    return markdown_table(["record", "hardware", "other CPU load (other_cpu_frac)", "real-time priority",
+    rows += [_condition_row(f"budget_runs: {dataset} {fmt_duration(b)}", rs, rs[-1]["hardware"])
+             for (dataset, _, b), rs in _budget_groups().items()]
+    for f, key in (("speed.jsonl", "preset"), ("speed_gpu.jsonl", "preset"), ("budget_throughput.jsonl", "preset"),
+                   ("budget_val.jsonl", "preset"), ("fp32_step.jsonl", "benchmark")):
+        by: dict[tuple, list[dict]] = {}
+        for r in _latest(ROOT / "benchmarks/results" / f, lambda r: (r["hardware"], r[key], r.get("config_hash"),
+                                                                       r.get("memory_format"))):
+            by.setdefault((r["hardware"], r[key]), []).append(r)
+        rows += [_condition_row(f"{f.split('.')[0]}: `{k}`", rs, hw) for (hw, k), rs in by.items()]
+    return markdown_table(["record", "hardware", "other CPU load (other_cpu_frac)", "real-time priority", "nice",
                            "other processes paused"], rows)
 
 
@@ -349,57 +383,98 @@ BUDGET_TARGETS = {"cpu-avx2": [(90, 45), (300, 55.47), (900, 63), (3600, 70)],
                   "cpu-avx512-bf16": [(90, 59.5), (300, 67), (900, 72.5), (3600, 76)]}
 
 
-def hardware_classes_block() -> str:
-    """`cifarlab bench --budget` records by hardware class: what each budget reached, and whether every seed
-    ended inside it (+5%); with the accuracy-vs-budget figure, one line per class."""
+def overview_block() -> str:
+    """README's one results table: per hardware class, each budget of `cifarlab bench --budget` and each
+    preset of `cifarlab bench PRESET` as it stands now (mean ± std over seeds)."""
     from cifarlab.budget import fmt_duration
-    from cifarlab.viz import mean_std, plot_accuracy_vs_budget
 
+    rows = []
+    for (dataset, cls, budget_s), rs in _budget_groups().items():
+        rows.append([f"{cls}, {rs[-1]['precision']}", f"`--budget {fmt_duration(budget_s)}`", dataset,
+                     fmt_ms([r["test_acc"] for r in rs]), fmt_ms([r["test_acc_no_tta"] for r in rs]),
+                     f"≤ {max(r['wall_s'] for r in rs):.0f}", len(rs)])
+    for g in _tta_groups():
+        if _current_recipe(g["preset"]) != g["hash"]:
+            continue
+        r0 = g["recs"][-1]
+        cls = r0.get("hw_class") or LEGACY_CLASS.get((r0["hardware"], r0["precision"]), r0["hardware"])
+        rows.append([f"{cls}, {r0['precision']}", f"`{g['preset']}`", r0["dataset"],
+                     fmt_ms([r["test_acc"] for r in g["recs"]]), fmt_ms([r["test_acc_no_tta"] for r in g["recs"]]),
+                     fmt_ms([r["clock_s"] for r in g["recs"]], 0), len(g["recs"])])
+    return markdown_table(["hardware class", "job", "data", "test top-1 % (TTA)", "without TTA", "time s", "seeds"],
+                          rows) + (
+        "\n\nMean ± std over seeds; `cifarlab bench --budget B --seeds 3` (time: the whole budgeted run, at most) and "
+        "`cifarlab bench PRESET --seeds 3` (time: training + init + final evaluation). Per seed, machines, load "
+        "and dates: [docs/results.md](docs/results.md); how times were taken: "
+        "[docs/benchmarking.md](docs/benchmarking.md).") + budget_figure()
+
+
+def _budget_groups() -> dict[tuple, list[dict]]:
+    """(dataset, hardware class, budget) -> its `cifarlab bench --budget` records, seeds in order."""
     recs = _latest(ROOT / "benchmarks/results/budget_runs.jsonl",
                    lambda r: (r["dataset"], r["hw_class"], r["isa_emulated"], r["budget_s"], r["seed"]))
-    if not recs:
-        return "No `cifarlab bench --budget` record yet."
     groups: dict[tuple, list[dict]] = {}
     for r in recs:
         cls = r["hw_class"] + (" (emulated)" if r["isa_emulated"] else "")
         groups.setdefault((r["dataset"], cls, r["budget_s"]), []).append(r)
-    rows, lines = [], {}
-    for (dataset, cls, budget_s), rs in sorted(groups.items()):
-        rs = sorted(rs, key=lambda r: r["seed"])
-        acc = [r["test_acc"] for r in rs]
-        rows.append([dataset, cls, fmt_duration(budget_s), fmt_ms(acc), fmt_ms([r["test_acc_no_tta"] for r in rs]),
-                     ", ".join(sorted({f"{r['recipe']} x{r['steps_run'] * r['batch_size'] / r['n_train']:.2f} ep" for r in rs})),
-                     f"{max(r['wall_s'] for r in rs):.0f} s ({max(r['wall_s'] for r in rs) / budget_s:.0%})",
-                     len(rs), _other_load({"recs": rs}), f"{rs[-1]['hardware']}, torch {rs[-1]['torch']}, {rs[-1]['date'][:10]}"])
+    return {k: sorted(v, key=lambda r: r["seed"]) for k, v in sorted(groups.items())}
+
+
+def budget_figure() -> str:
+    """The accuracy-vs-budget figure (CIFAR-100, one line per hardware class, with the issue's targets)."""
+    from cifarlab.viz import mean_std, plot_accuracy_vs_budget
+
+    lines: dict[str, list[dict]] = {}
+    for (dataset, cls, budget_s), rs in _budget_groups().items():
         if dataset == "cifar100":
-            m, sd = mean_std(acc)
+            m, sd = mean_std([r["test_acc"] for r in rs])
             lines.setdefault(cls, []).append({"budget_s": budget_s, "acc": m, "acc_sd": sd})
-    fig = ""
-    if lines:
-        if WRITE_FIGURES:
-            plot_accuracy_vs_budget(lines, ROOT / "benchmarks/results/accuracy_vs_budget.png",
-                                    "CIFAR-100: cifarlab train --budget, by hardware class",
-                                    {c: BUDGET_TARGETS.get(c.split(" ")[0], []) for c in lines})
-        fig = "\n\n![CIFAR-100 accuracy against the budget, by hardware class](benchmarks/results/accuracy_vs_budget.png)"
+    if not lines:
+        return ""
+    if WRITE_FIGURES:
+        plot_accuracy_vs_budget(lines, ROOT / "benchmarks/results/accuracy_vs_budget.png",
+                                "CIFAR-100: cifarlab train --budget, by hardware class",
+                                {c: BUDGET_TARGETS.get(c.split(" ")[0], []) for c in lines})
+    return "\n\n![CIFAR-100 accuracy against the budget, by hardware class](benchmarks/results/accuracy_vs_budget.png)"
+
+
+def hardware_classes_block() -> str:
+    """`cifarlab bench --budget` records by hardware class: what each budget reached, and whether every seed
+    ended inside it (+5%)."""
+    from cifarlab.budget import fmt_duration
+
+    groups = _budget_groups()
+    if not groups:
+        return "No `cifarlab bench --budget` record yet."
+    rows = []
+    for (dataset, cls, budget_s), rs in groups.items():
+        walls = [r["wall_s"] for r in rs]
+        rows.append([dataset, cls, fmt_duration(budget_s), fmt_ms([r["test_acc"] for r in rs]),
+                     fmt_ms([r["test_acc_no_tta"] for r in rs]),
+                     ", ".join(sorted({f"{r['recipe']} x{r['steps_run'] * r['batch_size'] / r['n_train']:.2f} ep"
+                                       for r in rs})),
+                     f"{max(walls):.0f} s ({max(walls) / budget_s:.0%})", ", ".join(f"{r['test_acc']:.2f}" for r in rs),
+                     _other_load({"recs": rs}), f"{rs[-1]['hardware']}, torch {rs[-1]['torch']}, {rs[-1]['date'][:10]}"])
     return markdown_table(["data", "hardware class", "budget", "test top-1 % (mean ± std)", "without TTA",
-                           "recipe chosen, epochs run", "longest wall (of budget)", "seeds", "other CPU load",
+                           "recipe chosen, epochs run", "longest wall (of budget)", "per seed", "other CPU load",
                            "machine"], rows) + (
         "\n\n`cifarlab bench --budget B --dataset cifar100 --seeds 3` → benchmarks/results/budget_runs.jsonl. Wall = "
         "the budget's clock: data loading, calibration, training and the final test evaluation. A class marked "
-        "emulated ran with `ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2` on a newer CPU.") + fig
+        "emulated ran with `ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2` on a newer CPU.")
 
 
 # name -> (function, the records it reads)
 BLOCKS = {
     "hardware_classes": (hardware_classes_block, "benchmarks/results/budget_runs.jsonl"),
-    "best": (best_block, "benchmarks/results/time_to_accuracy.jsonl"),
-    "defaults": (defaults_block, "Makefile and cifarlab.cli.DEFAULT_PRESET"),
+    "overview": (overview_block, "benchmarks/results/budget_runs.jsonl and time_to_accuracy.jsonl"),
+    "doctor_summary": (doctor_summary_block, "benchmarks/results/doctor_run_corpus.json"),
+    "defaults": (defaults_block, "Makefile and cifarlab.cli.DEFAULT_BUDGET"),
     "data_note": (data_note_block, "scripts/note_data_copy.py"),
     "time_to_accuracy": (time_to_accuracy_block,
                          "benchmarks/results/time_to_accuracy.jsonl and airbench_side_by_side.jsonl"),
     "checkpoints": (published_fast_block, "checkpoints/*.json"),
     "peers": (peers_block, "benchmarks/results/peers.json"),
-    "conditions": (conditions_block, "benchmarks/results/time_to_accuracy.jsonl and speed*.jsonl"),
+    "conditions": (conditions_block, "benchmarks/results/*.jsonl"),
     "tuning": (tuning_block, "benchmarks/results/tuning.jsonl"),
     "results": (lambda: results_table(ROOT / "results"), "results/*.jsonl"),
     "checkpoint": (checkpoint_block, "checkpoints/c100-cnn-aug.json and benchmarks/results/eval_time.jsonl"),
@@ -407,6 +482,7 @@ BLOCKS = {
     "study": (study_block, "studies/cifar100/study.json"),
     "speed": (speed_block, "benchmarks/results/speed*.jsonl"),
     "doctor_run": (doctor_run_block, "benchmarks/results/doctor_run_corpus.json"),
+    "doctor_example": (doctor_example_block, "benchmarks/results/doctor_example.json"),
     "doctor_corpus": (doctor_corpus_block, "benchmarks/results/doctor_corpus.json"),
     "doctor": (doctor_block, "benchmarks/results/doctor_speed.jsonl"),
 }

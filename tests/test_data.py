@@ -153,3 +153,18 @@ def test_copy_note_names_a_known_copy_and_bad_notes_fail_clearly(synthetic_root,
     data._CACHE.clear()
     with pytest.raises(DataError, match="cifarlab-note.json.*unreadable note"):
         data.load("cifar10", tmp_path, allow_download=False)
+
+
+def test_torchvision_style_datasets_serve_the_verified_copy(c100, data_root):
+    import torchvision.transforms as T
+    from PIL import Image
+
+    from cifarlab.data import CIFAR100
+
+    test = CIFAR100(root=data_root, train=False, transform=T.ToTensor(), target_transform=lambda t: t + 1000)
+    assert len(test) == 10000 and test.data.shape == (10000, 32, 32, 3) and test.classes == c100.classes
+    x, y = test[7]
+    assert x.shape == (3, 32, 32) and y == int(c100.test_y[7]) + 1000
+    assert torch.equal((x * 255).round().to(torch.uint8), c100.test_x[7])  # the same pixels, channel order kept
+    raw = CIFAR100(root=data_root, train=True, n=5)
+    assert len(raw) == 5 and isinstance(raw[0][0], Image.Image) and raw.targets == c100.train_y[:5].tolist()

@@ -44,7 +44,7 @@ def test_real_bug_is_caught_with_its_code(name, d):
     assert corpus.load(name).EXPECT in report.codes("error"), str(report)
     assert not report.ok
     for f in report.findings:
-        assert f.fix and "\n" not in f.fix and f.docs == f"docs/doctor.md#{f.code}", f
+        assert f.fix and "\n" not in f.fix and f.docs == f"cifarlab doctor explain {f.code}", f
 
 
 @pytest.mark.parametrize("name", CORRECT)

@@ -2,6 +2,7 @@
 in-place-safe activation records, budgets that end in inconclusive info, and docs rendered from the checks."""
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, SubsetRandomSampler
@@ -118,3 +119,25 @@ def test_docs_are_rendered_from_the_checks():
         assert f"#### {code}" in text and check.fix and "\n" not in check.fix
     for name in all_limits():
         assert f"`{name}`" in text
+
+
+def test_doctor_explain_prints_a_check_and_its_limits(capsys):
+    from cifarlab.cli import main
+
+    assert main(["doctor", "explain", "diverges"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("#### diverges") and "RUN_BLOWUP = 3" in out and "fix:" not in out
+    with pytest.raises(SystemExit, match="no doctor check 'nope'.*train-mode"):
+        main(["doctor", "explain", "nope"])
+
+
+def test_brief_report_is_one_line_per_finding_most_severe_first():
+    from cifarlab.doctor.core import Finding, Report
+
+    r = Report(findings=[Finding("duplicates", "info", "10 copies", "fix a"),
+                         Finding("train-mode", "error", "eval mode in training", "fix b")],
+               checks_run=["duplicates", "train-mode"], time_s=1.25)
+    lines = r.brief().splitlines()
+    assert lines[0] == "cifarlab doctor: 2 checks in 1.2s"
+    assert lines[1].startswith("error   [train-mode] eval mode") and lines[2].startswith("info    [duplicates]")
+    assert lines[-1] == r.summary() and "fix" not in r.brief()

@@ -173,3 +173,22 @@ def test_cli_runs_the_script_with_its_arguments_and_exits_1_on_error(tmp_path):
     assert r.returncode == 1, r.stdout + r.stderr
     assert "[train-mode]" in r.stdout and "train.py 4" in r.stdout, r.stdout
     assert r.stdout.rstrip().splitlines()[-1].endswith("check(s) inconclusive"), r.stdout
+
+
+def test_readme_example_still_gets_its_recorded_report(data_root, monkeypatch, tmp_path):
+    """README's example (examples/buggy_train.py) is the script its record was made from, and the doctor
+    still reports the recorded errors and warnings (the full report: benchmarks/doctor_example.py)."""
+    import hashlib
+    import json
+
+    root = Path(__file__).resolve().parents[1]
+    rec = json.loads((root / "benchmarks/results/doctor_example.json").read_text())
+    script = root / "examples/buggy_train.py"
+    assert hashlib.sha256(script.read_bytes()).hexdigest() == rec["script_sha256"], \
+        "examples/buggy_train.py changed: run python benchmarks/doctor_example.py"
+    assert len(script.read_text().splitlines()) <= 12
+    monkeypatch.setenv("CIFARLAB_DATA", str(data_root))
+    report = run_script(script, [], cwd=tmp_path, quiet=True, checks=rec["codes"]["error"] + rec["codes"]["warning"],
+                        budget_s=4)
+    assert sorted(report.codes("error")) == sorted(rec["codes"]["error"]), str(report)
+    assert sorted(report.codes("warning")) == sorted(rec["codes"]["warning"]), str(report)

@@ -312,3 +312,18 @@ def test_compile_mode_reaches_torch_compile_and_needs_compile(synthetic_root, mo
         make_config(None, {"train.compile_mode": "reduce-overhead"})
     with pytest.raises(ConfigError, match="train.compile_mode"):
         make_config(None, {"train.compile": True, "train.compile_mode": "fast"})
+
+
+def test_timing_records_state_priority_and_pausing(monkeypatch):
+    import os
+
+    from cifarlab.bench import timing_conditions
+
+    monkeypatch.delenv("CIFARLAB_OTHERS_PAUSED", raising=False)
+    plain = CpuShare().start().fields()
+    assert plain["others_paused"] == 0 and plain["nice"] == os.getpriority(os.PRIO_PROCESS, 0)
+    assert plain["sched_policy"] == "SCHED_OTHER" and plain["other_cpu_frac"] is not None
+    monkeypatch.setenv("CIFARLAB_OTHERS_PAUSED", "3")  # what benchmarks/quiet.sh sets
+    assert timing_conditions()["others_paused"] == 3
+    os.nice(1)  # this test process only; the record follows it
+    assert timing_conditions()["nice"] == plain["nice"] + 1

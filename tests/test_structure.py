@@ -102,3 +102,61 @@ def test_no_function_over_60_lines():
                 if n > MAX_LINES:
                     long.append(f"{mod}.{node.name}: {n} lines")
     assert not long, long
+
+
+def module_runs(stack: list[str]) -> dict[str, int]:
+    """module -> how many separate times it is on a call stack (outermost first): engine -> data -> engine
+    enters engine twice."""
+    runs: dict[str, int] = {}
+    for i, m in enumerate(stack):
+        if i == 0 or stack[i - 1] != m:
+            runs[m] = runs.get(m, 0) + 1
+    return runs
+
+
+def test_module_runs_counts_reentries():
+    assert module_runs(["engine", "data", "engine", "io"]) == {"engine": 2, "data": 1, "io": 1}
+    assert module_runs(["a", "a", "b", "a", "b", "a"])["a"] == 3
+
+
+def test_a_training_run_enters_each_module_at_most_twice(data_root, tmp_path):
+    """Followed call by call (every distinct call stack of a short real run with checkpoints, validation,
+    selection and the test evaluation), no cifarlab module is entered more than twice: the engine calls out
+    at fixed points, nothing calls back and forth."""
+    from cifarlab.config import make_config
+    from cifarlab.engine import train
+
+    cfg = make_config("c100-micro", {"data.train_subset": 256, "data.val_size": 128, "train.epochs": 2,
+                                     "train.batch_size": 64, "train.eval_batch_size": 128,
+                                     "train.checkpoint_every_steps": 3})
+    worst: dict[str, tuple[int, tuple[str, ...]]] = {}
+    seen: set = set()
+
+    def profile(frame, event, arg):  # the global trace function: called on each new Python frame
+        if not frame.f_globals.get("__name__", "").startswith("cifarlab"):
+            return None
+        key, f, codes = [], frame, []
+        while f is not None:
+            name = f.f_globals.get("__name__", "")
+            if name.startswith("cifarlab"):
+                key.append(name.removeprefix("cifarlab."))
+                codes.append(f.f_code)
+            f = f.f_back
+        sig = tuple(codes)
+        if sig in seen:
+            return None
+        seen.add(sig)
+        stack = key[::-1]
+        for m, n in module_runs(stack).items():
+            if n > worst.get(m, (0,))[0]:
+                worst[m] = (n, tuple(stack))
+        return None  # no line events
+
+    sys.settrace(profile)
+    try:
+        train(cfg, out=tmp_path / "run", data_dir=data_root, quiet=True)
+    finally:
+        sys.settrace(None)
+    over = {m: v for m, v in worst.items() if v[0] > 2}
+    assert not over, "\n".join(f"{m} entered {n}x: {' > '.join(s)}" for m, (n, s) in over.items())
+    assert {"engine", "data", "io", "runfolder"} <= set(worst)  # the trace did follow the run

@@ -1,5 +1,6 @@
 """Short real training runs on real CIFAR slices, plus the CLI around them."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -142,3 +143,28 @@ def test_git_commit_is_dirty_only_when_code_changed(tmp_path, monkeypatch):
     assert git_commit(tmp_path / "src") == clean
     (tmp_path / "src" / "m.py").write_text("x = 2\n")
     assert git_commit(tmp_path / "src") == clean + "-dirty"
+
+
+def test_bare_train_is_the_make_train_job(monkeypatch, tmp_path, capsys):
+    """`cifarlab train` without --preset runs the budgeted CIFAR-100 job, with make train's budget."""
+    import re
+
+    from cifarlab import budget
+    from cifarlab.cli import DEFAULT_BUDGET
+
+    make_budget = re.search(r"^BUDGET\s*\?=\s*(\S+)", (Path(__file__).parents[1] / "Makefile").read_text(), re.M)
+    assert make_budget.group(1) == DEFAULT_BUDGET
+    seen = {}
+
+    class Done(Exception):
+        pass
+
+    def fake_train_within(dataset, budget_s, **kw):
+        seen.update(dataset=dataset, budget_s=budget_s)
+        raise Done
+    monkeypatch.setattr(budget, "train_within", fake_train_within)
+    with pytest.raises(Done):
+        main(["train", "--out", str(tmp_path / "r")])
+    assert seen == {"dataset": "cifar100", "budget_s": budget.parse_duration(DEFAULT_BUDGET)}
+    assert main(["train", "--set", "optim.lr=0.1", "--out", str(tmp_path / "s")]) == 2
+    assert "--preset" in capsys.readouterr().err

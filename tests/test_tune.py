@@ -179,3 +179,41 @@ def postgres():
 
 def test_two_postgresql_workers_share_a_study_and_survive_a_kill(tmp_path, synthetic_root, postgres):
     _two_workers_one_killed(tmp_path, postgres, synthetic_root)
+
+
+def test_wall_budget_starts_no_trial_that_cannot_end_in_time():
+    import datetime as dt
+
+    import optuna
+    from optuna.trial import TrialState
+
+    from cifarlab.tune.run import WallBudget
+
+    now = [0.0]
+    wall = WallBudget(100.0, clock=lambda: now[0])
+    assert wall.fits()  # nothing known yet: a first trial starts
+    start = dt.datetime(2026, 1, 1)
+    done = optuna.trial.create_trial(state=TrialState.COMPLETE, value=1.0, params={}, distributions={})
+    done.datetime_start, done.datetime_complete = start, start + dt.timedelta(seconds=30)
+    pruned = optuna.trial.create_trial(state=TrialState.PRUNED, params={}, distributions={})
+    pruned.datetime_start, pruned.datetime_complete = start, start + dt.timedelta(seconds=60)
+    wall(None, done), wall(None, pruned)  # a pruned trial's length says nothing about a whole one
+    assert wall.longest_s == 30.0
+    now[0] = 65.0
+    assert wall.fits()  # 35 s left > 30 s
+    now[0] = 75.0
+    assert not wall.fits()  # 25 s left: a 30-s trial would end after the budget
+    assert WallBudget(None).fits()
+
+
+def test_successive_halving_pruner_from_the_spec(tmp_path):
+    import optuna
+
+    from cifarlab.tune.run import _pruner
+    from cifarlab.tune.spec import load_spec
+
+    spec = load_spec(write_spec(tmp_path, pruner="{name: successive_halving, min_epochs: 2, reduction_factor: 4}"))
+    pruner = _pruner(spec)
+    assert isinstance(pruner, optuna.pruners.SuccessiveHalvingPruner)
+    assert (pruner._min_resource, pruner._reduction_factor) == (2, 4)
+    assert isinstance(_pruner(load_spec(write_spec(tmp_path, name="m"))), optuna.pruners.MedianPruner)

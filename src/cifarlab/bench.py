@@ -19,7 +19,26 @@ from pathlib import Path
 from .config import Config
 from .io import append_jsonl
 
-RESULTS = Path("benchmarks/results/time_to_accuracy.jsonl")
+
+
+def default_record(name: str) -> Path | None:
+    """benchmarks/results/NAME of the source checkout cifarlab runs from, or None for an installed
+    package (the CLI then prints only; --record FILE keeps the records)."""
+    results = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+    return results / name if results.is_dir() else None
+
+
+def timing_conditions() -> dict:
+    """How this process was timed, as record fields: its nice value and scheduling policy, and how many
+    other processes were paused for it (`benchmarks/quiet.sh` sets CIFARLAB_OTHERS_PAUSED)."""
+    policies = {getattr(os, n): n for n in ("SCHED_OTHER", "SCHED_BATCH", "SCHED_IDLE", "SCHED_FIFO", "SCHED_RR")
+                if hasattr(os, n)}
+    try:
+        nice, policy = os.getpriority(os.PRIO_PROCESS, 0), policies.get(os.sched_getscheduler(0), "other")
+    except (AttributeError, OSError):
+        nice, policy = None, None
+    paused = os.environ.get("CIFARLAB_OTHERS_PAUSED", "")
+    return {"nice": nice, "sched_policy": policy, "others_paused": int(paused) if paused.isdigit() else 0}
 
 
 def bench_config(cfg: Config, seed: int) -> Config:
@@ -74,6 +93,10 @@ class CpuShare:
         capacity = wall * os.sysconf("SC_CLK_TCK") * (os.cpu_count() or 1)
         return round(max(0.0, other / max(capacity, 1e-9)), 3)
 
+    def fields(self) -> dict:
+        """The record fields of a timing: other processes' CPU share, priority and pausing."""
+        return {"other_cpu_frac": self.stop(), **timing_conditions()}
+
 
 def run_one(cfg: Config, seed: int, data_dir=None, quiet: bool = True, out: Path | None = None) -> dict:
     """Train and time one seed (keeping its run folder in `out` if given); returns the record."""
@@ -94,7 +117,7 @@ def run_one(cfg: Config, seed: int, data_dir=None, quiet: bool = True, out: Path
         "clock_s": round(t["init_s"] + t["train_s"] + t["eval_s"], 2),
         "train_s": round(t["train_s"], 2), "init_s": round(t["init_s"], 3), "eval_s": round(t["eval_s"], 2),
         "data_s": round(t["data_s"], 3), "compile_s": round(t.get("compile_s", 0.0), 2),
-        "wall_s": round(wall_s, 2), "other_cpu_frac": share.stop(),
+        "wall_s": round(wall_s, 2), **share.fields(),
         **{k: s[k] for k in ("device", "hardware", "precision", "eval_precision", "torch", "python", "date",
                              "git_commit") if k in s},
     }
@@ -104,7 +127,7 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def run_bench(cfg: Config, seeds: list[int], data_dir=None, record: Path | None = RESULTS,
+def run_bench(cfg: Config, seeds: list[int], data_dir=None, record: Path | None = None,
               command: str = "", log=print, keep: Path | None = None) -> list[dict]:
     """Run every seed, append each record to `record` (JSONL) as it finishes, print a summary.
     keep: a folder for each seed's run folder (checkpoint, metrics); writing it is outside the clock."""
@@ -128,11 +151,8 @@ def run_bench(cfg: Config, seeds: list[int], data_dir=None, record: Path | None 
     return records
 
 
-BUDGET_RESULTS = Path("benchmarks/results/budget_runs.jsonl")
-
-
 def run_budget_bench(dataset: str, budget_s: float, seeds: list[int], data_dir=None,
-                     record: Path | None = BUDGET_RESULTS, command: str = "", log=print,
+                     record: Path | None = None, command: str = "", log=print,
                      keep: Path | None = None) -> list[dict]:
     """`cifarlab bench --budget`: per seed, a `train --budget` run on every training image, its clock
     started before the data is read; one record per seed with the plan, the re-plans, the wall time
@@ -148,13 +168,14 @@ def run_budget_bench(dataset: str, budget_s: float, seeds: list[int], data_dir=N
                               overwrite=True, t_start=t0)
         s, b = result.summary, result.summary["budget"]
         rec = {"kind": "budget", "dataset": dataset, "budget_s": budget_s, "seed": seed, "recipe": b["recipe"],
-               "tta": b["tta"], "batch_size": b["batch_size"], "n_train": s["n_train"], "planned_epochs": b["planned_epochs"], "planned_steps": b["planned_steps"],
+               "tta": b["tta"], "batch_size": b["batch_size"], "n_train": s["n_train"],
+               "planned_epochs": b["planned_epochs"], "planned_steps": b["planned_steps"],
                "steps_run": b["steps_run"], "replans": b["replans"], "expected_val_acc": b["expected_val_acc"],
                "test_acc": s["test_acc"], "test_acc_no_tta": s["test_acc_no_tta"], "wall_s": b["wall_s"],
                "within_5pct": b["wall_s"] <= 1.05 * budget_s, "calibrated_img_s": b["train_img_s"],
                "images_per_s": round(s["images_per_s"], 1), "train_s": round(s["timing"]["train_s"], 2),
                "eval_s": round(s["timing"].get("eval_s", 0.0), 2), "config_hash": s["config_hash"],
-               "other_cpu_frac": share.stop(), **b["hw"],
+               **share.fields(), **b["hw"],
                **{k: s[k] for k in ("precision", "torch", "python", "date", "git_commit") if k in s},
                "command": command}
         records.append(rec)

@@ -9,7 +9,7 @@ from pathlib import Path
 from .errors import CheckpointError, ConfigError, DataError, Interrupted, RunError
 
 
-DEFAULT_PRESET = "c100-cnn-aug"
+DEFAULT_BUDGET = "5m"  # `cifarlab train` alone = `make train`: the best CIFAR-100 model in 5 minutes
 
 
 def _cmd_train(a) -> int:
@@ -25,10 +25,12 @@ def _cmd_train(a) -> int:
                            "(--out DIR --overwrite) instead of resuming")
         out = Path(a.resume)
         result = train(None, out=out, data_dir=a.data_dir, resume=True, quiet=a.quiet)
-    elif a.budget:
+    elif a.budget or not a.preset:
+        if a.set and not a.preset:
+            raise ConfigError("--set changes a preset: give --preset NAME (`cifarlab presets` lists them)")
         out, result = _train_budget(a)
     else:
-        cfg = make_config(a.preset or DEFAULT_PRESET, [*a.set, *(["log.tensorboard=true"] if a.tensorboard else [])])
+        cfg = make_config(a.preset, [*a.set, *(["log.tensorboard=true"] if a.tensorboard else [])])
         out = Path(a.out) if a.out else Path("runs") / f"{cfg.name}-{dt.datetime.now():%Y%m%d-%H%M%S}"
         result = train(cfg, out=out, data_dir=a.data_dir, overwrite=a.overwrite, quiet=a.quiet)
     from .distributed import is_main_process
@@ -50,7 +52,7 @@ def _train_budget(a):
     if a.preset or a.set or a.tensorboard:
         raise ConfigError("--budget picks the recipe itself (budget_table.json); drop --preset/--set/--tensorboard, "
                           "or train a named preset without --budget")
-    budget_s = parse_duration(a.budget)
+    budget_s = parse_duration(a.budget or DEFAULT_BUDGET)
     out = Path(a.out) if a.out else Path("runs") / f"{a.dataset}-budget-{dt.datetime.now():%Y%m%d-%H%M%S}"
     return out, train_within(a.dataset, budget_s, out=out, data_dir=a.data_dir, quiet=a.quiet, overwrite=a.overwrite)
 
@@ -75,12 +77,12 @@ def _cmd_eval(a) -> int:
 
 
 def _bench_budget(a, seeds: list[int]) -> int:
-    from .bench import BUDGET_RESULTS, run_budget_bench
+    from .bench import default_record, run_budget_bench
     from .budget import parse_duration
 
     if a.preset or a.set:
         raise ConfigError("bench --budget picks the recipe itself; drop the preset and --set")
-    record = None if a.no_record else Path(a.record or BUDGET_RESULTS)
+    record = None if a.no_record else (Path(a.record) if a.record else default_record("budget_runs.jsonl"))
     command = " ".join(["cifarlab", "bench", "--budget", a.budget, "--dataset", a.dataset,
                         *(["--seed-list", *map(str, seeds)] if a.seed_list else ["--seeds", str(a.seeds)])])
     run_budget_bench(a.dataset, parse_duration(a.budget), seeds, a.data_dir, record, command=command, keep=a.keep)
@@ -90,7 +92,7 @@ def _bench_budget(a, seeds: list[int]) -> int:
 
 
 def _cmd_bench(a) -> int:
-    from .bench import RESULTS, run_bench
+    from .bench import default_record, run_bench
     from .config import make_config
 
     seeds = a.seed_list if a.seed_list else list(range(a.seeds))
@@ -99,7 +101,7 @@ def _cmd_bench(a) -> int:
     if not a.preset:
         raise ConfigError("bench needs a preset (cifarlab presets) or --budget TIME")
     cfg = make_config(a.preset, a.set)
-    record = None if a.no_record else Path(a.record or RESULTS)
+    record = None if a.no_record else (Path(a.record) if a.record else default_record("time_to_accuracy.jsonl"))
     command = " ".join(["cifarlab", "bench", a.preset,
                         *(["--seed-list", *map(str, seeds)] if a.seed_list else ["--seeds", str(a.seeds)]),
                         *(f"--set {kv}" for kv in a.set), *(["--keep", a.keep] if a.keep else [])])
@@ -179,6 +181,7 @@ def _doctor_run_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cifarlab doctor run", description="audit an unmodified training script: "
                                 "run it as `python SCRIPT ARGS` would, a few batches and two training passes, "
                                 "under hooks, then check what it built and did")
+    p.add_argument("--brief", action="store_true", help="one line per finding (`doctor explain CODE` for the fix)")
     p.add_argument("--in-place", action="store_true", help="let the script write into the working directory "
                    "(default: a temporary copy of it, removed afterwards)")
     p.add_argument("script")
@@ -194,20 +197,35 @@ def _cmd_tune(a) -> int:
     return 0
 
 
+def _doctor_explain(codes: list[str]) -> int:
+    from .doctor.docs import explain
+
+    if len(codes) != 1:
+        raise SystemExit("cifarlab doctor explain CODE: one check code, e.g. `cifarlab doctor explain train-mode`")
+    try:
+        print(explain(codes[0]))
+    except KeyError as e:
+        raise SystemExit(f"cifarlab doctor: {e.args[0]}") from None
+    return 0
+
+
 def _cmd_doctor(a) -> int:
     from .doctor import diagnose_preset, diagnose_script, run_script
 
+    if a.command == "explain":
+        return _doctor_explain(a.script_args)
+    brief = False
     if a.command == "run":
         r = _doctor_run_parser().parse_args(a.script_args)
-        report = run_script(r.script, r.args, in_place=r.in_place)
+        report, brief = run_script(r.script, r.args, in_place=r.in_place), r.brief
     elif a.command or a.script_args:
-        raise SystemExit(f"cifarlab doctor: unknown command {a.command or a.script_args[0]!r}; "
-                         "use `doctor run SCRIPT [ARGS...]`, `doctor --preset NAME` or `doctor --script FILE`")
+        raise SystemExit(f"cifarlab doctor: unknown command {a.command or a.script_args[0]!r}; use `doctor run "
+                         "SCRIPT [ARGS...]`, `doctor explain CODE`, `doctor --preset NAME` or `doctor --script FILE`")
     elif not (a.script or a.preset):
         raise SystemExit("cifarlab doctor: give `run SCRIPT [ARGS...]`, --preset NAME or --script FILE")
     else:
         report = diagnose_script(a.script) if a.script else diagnose_preset(a.preset, a.set, a.data_dir)
-    print(report)
+    print(report.brief() if brief else report)
     return 0 if report.ok else 1
 
 
@@ -244,8 +262,9 @@ def _cmd_export(a) -> int:
 
 def _add_doctor_parser(sub) -> None:
     dr = sub.add_parser("doctor", help="check a training pipeline for classic bugs",
-                        usage="cifarlab doctor run SCRIPT [ARGS...] | --preset NAME | --script FILE")
-    dr.add_argument("command", nargs="?", help="run: audit an unmodified training script (run -h for more)")
+                        usage="cifarlab doctor run SCRIPT [ARGS...] | explain CODE | --preset NAME | --script FILE")
+    dr.add_argument("command", nargs="?", help="run: audit an unmodified training script (run -h for more); "
+                    "explain CODE: what a check measures, its threshold and fix")
     dr.add_argument("script_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     g = dr.add_mutually_exclusive_group()
     g.add_argument("--preset")
@@ -296,10 +315,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_train_parser(sub) -> None:
-    t = sub.add_parser("train", help="train a preset")
-    t.add_argument("--preset", help=f"preset name or YAML path (default {DEFAULT_PRESET})")
+    t = sub.add_parser("train", help="train the best model for a time budget (default), or a preset")
+    t.add_argument("--preset", help="preset name or YAML path, trained exactly as written")
     t.add_argument("--budget", metavar="TIME", help="train the most accurate model this machine reaches in TIME "
-                   "(90s, 5m, 1h30m): measures the machine, picks a recipe and schedule, re-plans if it slows")
+                   f"(90s, 5m, 1h30m; default {DEFAULT_BUDGET} without --preset): measures the machine, picks a "
+                   "recipe and schedule, re-plans if it slows")
     t.add_argument("--dataset", choices=["cifar10", "cifar100"], default="cifar100", help="with --budget")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set optim.lr=0.01 (repeatable)")
@@ -355,13 +375,14 @@ def _add_bench_parser(sub) -> None:
                                      "images, per seed, timed like the speed records")
     b.add_argument("preset", nargs="?", help="preset name or YAML path (or --budget)")
     b.add_argument("--budget", metavar="TIME", help="benchmark `train --budget TIME` instead of a preset "
-                   "(records in benchmarks/results/budget_runs.jsonl)")
+                   "(records in budget_runs.jsonl, see --record)")
     b.add_argument("--dataset", choices=["cifar10", "cifar100"], default="cifar100", help="with --budget")
     b.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
     b.add_argument("--seed-list", type=int, nargs="+", metavar="SEED", help="these seeds instead")
     b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     b.add_argument("--record", metavar="FILE.jsonl",
-                   help="append records here (default benchmarks/results/time_to_accuracy.jsonl)")
+                   help="append records here (default: benchmarks/results/time_to_accuracy.jsonl, or budget_runs.jsonl with "
+                        "--budget, of the source checkout cifarlab runs from; an installed package prints only)")
     b.add_argument("--no-record", action="store_true", help="print only")
     b.add_argument("--keep", metavar="DIR", help="keep each seed's run folder (checkpoint) under DIR")
     b.add_argument("--data-dir")

@@ -6,8 +6,6 @@ and every error names the key, the bad value and the valid choices.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .schema import config_hash
 
 PRESET_DIR = Path(__file__).parent / "presets"
 
@@ -102,7 +101,7 @@ class TrainConfig:
     finite_check_every: int = 1  # steps between loss NaN/Inf checks (each check is a host sync on GPU);
     #                              a bad loss found late rolls back to the last checked state
     tta: int = 0  # test-time augmentation at evaluation: 0 none | 1 mirror | 2 mirror + 1-px translates
-    compile: bool = False  # torch.compile the model (GPU; measured slower on the 2-core CPU)
+    compile: bool = False  # torch.compile the model (GPU; slower than eager on the CPUs measured)
     compile_mode: str = "default"  # with compile: torch.compile's mode; reduce-overhead replays the
     #                                train step's kernels as CUDA graphs (GPU), max-autotune also tunes them
     eval_precision: str = "fp32"  # final test evaluation: fp32 (reproducible anywhere) | train (the
@@ -135,50 +134,11 @@ class Config:
         return dataclasses.asdict(self)
 
     def hash(self) -> str:
-        """Short stable hash of everything that affects training (not name/description, not `log`).
-
-        Keys added after the first release are left out while they hold their default, so the
-        hashes of earlier runs (study folders, results) stay valid.
-        """
+        """Short stable hash of everything that affects training (not name/description, not `log`); keys
+        of later schema versions count only when they differ from their default (`schema`)."""
         d = self.to_dict()
         d.pop("name"), d.pop("description"), d.pop("log")  # log: how a run is recorded, not what it trains
-        for key, default in LATER_KEYS.items():
-            section, _, name = key.partition(".")
-            if d[section][name] == default:
-                del d[section][name]
-        _legacy_mlp_dropout(d["model"])
-        blob = json.dumps(d, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:12]
-
-
-# keys added after the first release -> their default (see Config.hash)
-LATER_KEYS = {"augment.interpolation": "bilinear", "augment.jitter_order": "fixed",
-              "augment.geometry": "fused", "optim.decay_norm_bias": False,
-              # issue 11 (time to accuracy)
-              "augment.pad_mode": "zeros", "augment.flip_mode": "random", "augment.lowres_side": 0,
-              "augment.lowres_epochs": 0, "model.widths": "64,256,256", "model.depth": 2,
-              "model.bn_momentum": 0.4, "model.logit_scale": 0.111111, "model.whiten": True,
-              "model.dirac": True, "model.frozen_bn_scale": True, "model.stem_bias_epochs": 3,
-              "optim.per_1024": False, "optim.norm_bias_lr_scale": 1.0, "optim.initial_lr_frac": 0.0,
-              "optim.lookahead_every": 0, "optim.lookahead_decay": 0.7738, "train.finite_check_every": 1,
-              "train.tta": 0, "train.compile": False,
-              "train.eval_precision": "fp32", "optim.muon_lr": 0.0, "optim.muon_momentum": 0.6,
-              "train.sync_bn": False, "train.compile_mode": "default",
-              # issue 17 (--budget)
-              "train.max_steps": 0}
-
-# Until issue 10 the MLP read model.dropout=0 as 0.3 (`dropout or 0.3`). Runs of that era stored 0.0 and
-# trained with 0.3: an MLP with 0.3 hashes as 0.0 did, and a true 0 gets a marker so it differs from them.
-MLP_LEGACY_DROPOUT = 0.3
-
-
-def _legacy_mlp_dropout(model: dict) -> None:
-    if model["name"] != "mlp":
-        return
-    if model["dropout"] == MLP_LEGACY_DROPOUT:
-        model["dropout"] = 0.0
-    elif model["dropout"] == 0.0:
-        model["dropout_zero"] = True
+        return config_hash(d)
 
 
 CHOICES = {

@@ -381,3 +381,37 @@ def channel_stats(x_uint8: torch.Tensor) -> tuple[list[float], list[float]]:
     x = x_uint8.double().div_(255)
     return x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3)).tolist()
 
+
+
+class _TorchvisionStyle(torch.utils.data.Dataset):
+    """torchvision's CIFAR dataset interface (`.data` (N, 32, 32, 3) uint8, `.targets`, `.classes`, PIL
+    images through `transform`), read from cifarlab's verified copy ($CIFARLAB_DATA or `root`), so that a
+    plain training script can use the same data as cifarlab. `n` keeps the first n images."""
+    dataset = "cifar100"
+
+    def __init__(self, root=None, train: bool = True, transform=None, target_transform=None,
+                 download: bool = False, n: int | None = None):
+        d = load(self.dataset, data_dir=root, allow_download=download)
+        x, y = (d.train_x, d.train_y) if train else (d.test_x, d.test_y)
+        self.data = x[:n].permute(0, 2, 3, 1).contiguous().numpy()
+        self.targets = y[:n].tolist()
+        self.classes = list(d.classes)
+        self.train, self.transform, self.target_transform = train, transform, target_transform
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        img, target = Image.fromarray(self.data[i]), self.targets[i]
+        img = self.transform(img) if self.transform is not None else img
+        return img, (self.target_transform(target) if self.target_transform is not None else target)
+
+
+class CIFAR10(_TorchvisionStyle):
+    dataset = "cifar10"
+
+
+class CIFAR100(_TorchvisionStyle):
+    dataset = "cifar100"

@@ -65,8 +65,8 @@ def log(msg: str, quiet: bool = False) -> None:
         print(msg, file=sys.stderr if msg.startswith("warning") else sys.stdout, flush=True)
 
 
-# train_acc and val_acc are those of the selected epoch (best_epoch), like the test numbers. Records
-# written before issue 10 had train_acc of the last epoch and best_train_acc of the selected one.
+# train_acc and val_acc are those of the selected epoch (best_epoch), like the test numbers. Older
+# records had train_acc of the last epoch and best_train_acc of the selected one.
 RECORD_KEYS = ("preset", "dataset", "model", "seed", "config_hash", "status", "epochs_run", "best_epoch",
                "train_acc", "last_epoch_train_acc", "val_acc", "test_acc", "test_top5", "test_loss", "params",
                "total_time_s", "images_per_s", "hardware", "precision", "torch", "git_commit", "date")

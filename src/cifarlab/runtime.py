@@ -60,7 +60,7 @@ class Runtime:
     @property
     def ns_dtype(self) -> torch.dtype:
         """Muon's Newton-Schulz precision: bf16 only where the hardware computes it natively (emulated
-        bf16 matmuls were 22x slower than fp32 on an AVX2 CPU, issue 17)."""
+        bf16 matmuls were 22x slower than fp32 on an AVX2 CPU: benchmarks/results/fp32_step.jsonl)."""
         return torch.bfloat16 if self.hw is not None and self.hw.bf16_native else torch.float32
 
     def autocast(self) -> contextlib.AbstractContextManager:

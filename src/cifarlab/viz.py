@@ -161,8 +161,8 @@ def plot_misclassified(x_uint8, true, pred, names: list[str], path: Path, n: int
 # ---------------------------------------------------------------- tables of stored records
 
 def selected_train_acc(rec: dict) -> float:
-    """Train accuracy of the epoch selected on validation. Summaries and records written before
-    issue 10 held the last epoch's as train_acc and the selected one's as best_train_acc."""
+    """Train accuracy of the epoch selected on validation. Older summaries and records held the
+    last epoch's as train_acc and the selected one's as best_train_acc."""
     return rec["best_train_acc"] if "best_train_acc" in rec else rec["train_acc"]
 
 
@@ -237,7 +237,7 @@ def plot_time_to_accuracy(points: list[dict], path: Path, title: str,
     for kind, s in style.items():
         if any(p["kind"] == kind for p in points):
             ax.plot([], [], linestyle="none", label={"cifarlab": "cifarlab preset (mean ± std)",
-                                                   "seed": "the seed project / cifarlab before",
+                                                   "seed": "the reference pipeline / cifarlab before",
                                                    "peer": "peer, with its own script"}[kind], **s)
     ax.set_xscale("log")
     ax.set(xlabel="time (s): training + init + final evaluation", ylabel="test top-1 (%)", title=title)

@@ -159,7 +159,8 @@ def check_activation_before_loss(ctx: Context) -> list[Finding]:
 
 
 def _loss_name(loss_fn) -> str:
-    return getattr(loss_fn, "__name__", None) or type(loss_fn).__name__
+    fn = getattr(loss_fn, "func", loss_fn)  # functools.partial: the script's functional loss and its kwargs
+    return getattr(fn, "__name__", None) or type(fn).__name__
 
 
 def check_loss_output_mismatch(ctx: Context) -> list[Finding]:

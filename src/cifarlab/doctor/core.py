@@ -19,7 +19,6 @@ SEVERITIES = ("error", "warning", "info")
 # process's CPU time, which intra-op worker threads inflate (spin-waiting on tiny batches) — on an idle
 # machine this thread is always busy, so its CPU time tracks the wall time the user would see
 clock = time.thread_time
-DOCS = "docs/doctor.md"
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,7 @@ class Finding:
 
     @property
     def docs(self) -> str:
-        return f"{DOCS}#{self.code}"
+        return f"cifarlab doctor explain {self.code}"
 
     @property
     def inconclusive(self) -> bool:
@@ -98,6 +97,15 @@ class Report:
     def codes(self, severity: str | None = None) -> set[str]:
         return {f.code for f in self.findings if severity is None or f.severity == severity}
 
+    def brief(self) -> str:
+        """One line per finding (severity, code, message) and the summary; `explain CODE` has the rest."""
+        lines = [f"cifarlab doctor: {len(self.checks_run)} checks in {self.time_s:.1f}s"]
+        if self.crash:
+            lines.append("the script raised: " + self.crash.rstrip().splitlines()[-1])
+        lines += [f"{f.severity:<7} [{f.code}] {f.message}" for sev in SEVERITIES for f in self.findings
+                  if f.severity == sev]
+        return "\n".join(lines + [self.summary()])
+
     def __str__(self) -> str:
         lines = [f"cifarlab doctor: {len(self.checks_run)} checks in {self.time_s:.1f}s ({self.cpu_s:.1f} CPU s)"]
         lines += [f"  {a}" for a in self.audit]
@@ -107,7 +115,7 @@ class Report:
             group = [f for f in self.findings if f.severity == sev]
             if group:
                 lines.append(f"\n{sev.upper()}S ({len(group)})")
-                lines += [f"  [{f.code}] {f.message}\n      fix: {f.fix}\n      docs: {f.docs}" for f in group]
+                lines += [f"  [{f.code}] {f.message}\n      fix: {f.fix}\n      more: {f.docs}" for f in group]
         if not self.findings:
             lines.append("all checks passed")
         lines.append("\n" + self.summary())

@@ -19,6 +19,8 @@ INTRO = """# cifarlab doctor
 ```
 cifarlab doctor run train.py --epochs 30 --lr 0.1    # your script, unchanged, with its own arguments
 python -m cifarlab.doctor train.py --epochs 30        # the same
+cifarlab doctor run --brief train.py                  # one line per finding
+cifarlab doctor explain train-mode                    # what a check measures, its threshold, limits and fix
 ```
 
 ```python
@@ -105,6 +107,22 @@ def _limit_names(text: str) -> str:
     return re.sub(rf"\b({names})\b", r"`\1`", text)
 
 
+def check_section(c) -> list[str]:
+    return [f"#### {c.code}", "", f"- **severity**: {c.severity}", f"- **measures**: {_limit_names(c.measures)}",
+            f"- **threshold**: {_limit_names(c.threshold)}", f"- **false-positive risks**: {c.risks}",
+            f"- **fix**: {c.fix}", ""]
+
+
+def explain(code: str) -> str:
+    """`cifarlab doctor explain CODE`: one check's section of the docs, with the limits it names."""
+    if code not in CHECKS:
+        raise KeyError(f"no doctor check {code!r}; the checks are: {', '.join(CHECKS)}")
+    c, limits = CHECKS[code], all_limits()
+    used = [n for n in limits if re.search(rf"\b{n}\b", f"{c.measures} {c.threshold}")]
+    rows = [f"  {n} = {limits[n].value:g} {limits[n].unit}: {limits[n].reason}" for n in used]
+    return "\n".join(check_section(c) + (["limits:", *rows] if rows else [])).rstrip("\n")
+
+
 def render() -> str:
     lines = [INTRO, "## Checks", "", "In run order, by family. Each heading is the anchor findings link to.", ""]
     family = None
@@ -112,11 +130,7 @@ def render() -> str:
         if c.family != family:
             family = c.family
             lines += [f"### {family} checks", ""]
-        lines += [f"#### {c.code}", "", f"- **severity**: {c.severity}",
-                  f"- **measures**: {_limit_names(c.measures)}",
-                  f"- **threshold**: {_limit_names(c.threshold)}",
-                  f"- **false-positive risks**: {c.risks}",
-                  f"- **fix**: {c.fix}", ""]
+        lines += check_section(c)
     lines += ["## Limits", "", "Every number the checks decide with (src/cifarlab/doctor/limits.py).", "",
               "| name | value | unit | why this value |", "|---|---|---|---|"]
     for name, lim in all_limits().items():

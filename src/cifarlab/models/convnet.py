@@ -24,9 +24,9 @@ class ResBlock(nn.Module):
 
 
 class ConvNet(nn.Module):
-    """The seed project's CNN family: per block (Conv-BN-ReLU)x2 then MaxPool(2); a 2-layer head.
+    """A plain CNN family: per block (Conv-BN-ReLU)x2 then MaxPool(2); a 2-layer head.
 
-    With channels (32, 64) this is exactly the seed's CNN (2,215,940 parameters for 100 classes).
+    With channels (32, 64) this is the reference course project's CNN (2,215,940 parameters for 100 classes).
     """
 
     def __init__(self, num_classes: int, channels=(32, 64), residual: bool = False,

@@ -3,7 +3,8 @@ spec and --storage, or one alone with the default SQLite file in the study folde
 until the budget is filled, then writes the best configuration as a preset.
 
 Budget: `trials` counts finished trials (complete or pruned) over the whole study and all workers;
-`wall_s` is this worker's wall time (no trial starts after it). Kill safety: every running trial sends a
+`wall_s` is this worker's wall time (no trial starts that the longest complete trial so far says would
+not end inside it). Kill safety: every running trial sends a
 heartbeat; a worker that stops sending it (killed) has its trial marked failed by the next worker that
 looks, and Optuna re-queues the same parameters, which continue the dead run's checkpoint. Failed
 trials never count, so nothing is counted twice and nothing is lost.
@@ -68,6 +69,9 @@ def _sampler(spec: TuneSpec, shared: bool):
 def _pruner(spec: TuneSpec):
     if spec.pruner["name"] == "none":
         return optuna.pruners.NopPruner()
+    if spec.pruner["name"] == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=int(spec.pruner["min_epochs"]),
+                                                      reduction_factor=int(spec.pruner["reduction_factor"]))
     return optuna.pruners.MedianPruner(n_startup_trials=int(spec.pruner["startup_trials"]),
                                        n_warmup_steps=int(spec.pruner["warmup_epochs"]))
 
@@ -110,14 +114,32 @@ def _trial_line(quiet: bool):
     return callback
 
 
+class WallBudget:
+    """This worker's wall budget: no trial starts that the longest complete trial so far says cannot end
+    inside it (a worker that knows no trial yet starts one)."""
+
+    def __init__(self, wall_s: float | None, clock=time.monotonic):
+        self.wall_s, self.clock, self.t0, self.longest_s = wall_s, clock, clock(), 0.0
+
+    def left_s(self) -> float:
+        return float("inf") if self.wall_s is None else self.wall_s - (self.clock() - self.t0)
+
+    def fits(self) -> bool:
+        return self.left_s() > self.longest_s
+
+    def __call__(self, study, trial) -> None:  # an Optuna callback: learn how long a whole trial takes
+        if trial.state == TrialState.COMPLETE and trial.duration is not None:
+            self.longest_s = max(self.longest_s, trial.duration.total_seconds())
+
+
 def work(study: optuna.Study, objective: Objective, n: int | None, wall_s: float | None, heartbeat_s: int,
          quiet: bool = False) -> None:
-    """Take trials until `n` are counted (complete or pruned) in the study, or `wall_s` has passed.
-    With the budget all taken but trials still running elsewhere, wait: a killed worker's trial turns
-    stale, is failed and re-queued, and this worker runs it."""
-    t0 = time.monotonic()
-    report = _trial_line(quiet)
-    while wall_s is None or time.monotonic() - t0 < wall_s:
+    """Take trials until `n` are counted (complete or pruned) in the study, or the wall budget has no room
+    for another trial. With the budget all taken but trials still running elsewhere, wait: a killed
+    worker's trial turns stale, is failed and re-queued, and this worker runs it."""
+    wall = WallBudget(wall_s)
+    callbacks = [_trial_line(quiet), wall]
+    while wall.fits():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             fail_stale_trials(study)
@@ -128,12 +150,13 @@ def work(study: optuna.Study, objective: Objective, n: int | None, wall_s: float
             time.sleep(heartbeat_s)
             continue
         try:
-            study.optimize(objective, n_trials=1, catch=(OverBudget,), callbacks=[report])
+            study.optimize(objective, n_trials=1, catch=(OverBudget,), callbacks=callbacks)
         except Interrupted as e:
             _requeue(study, objective.current)  # Ctrl-C / SIGTERM: the next `tune` continues this trial
             raise Interrupted(f"{str(e).split(';')[0]}; trial {objective.current} is re-queued: run the same "
                               "`cifarlab tune` command to continue the study") from None
-    _say(quiet, f"[{study.study_name}] wall budget of {wall_s:.0f} s spent; no new trial starts")
+    _say(quiet, f"[{study.study_name}] wall budget of {wall_s:.0f} s: {max(wall.left_s(), 0):.0f} s left, the "
+                f"longest trial took {wall.longest_s:.0f} s; no new trial starts")
 
 
 def _requeue(study: optuna.Study, number: int | None) -> None:

@@ -12,6 +12,8 @@
     objective: val_acc                    # or [val_acc, train_time] for the Pareto front
     budget: {trials: 24, wall_s: 1800}    # either or both
     pruner: {name: median, startup_trials: 4, warmup_epochs: 1}
+    #   or {name: successive_halving, min_epochs: 1, reduction_factor: 3} (asynchronous successive halving:
+    #   at epochs min_epochs * factor^k a trial continues only in the top 1/factor of those that got there)
     sampler: {name: tpe, seed: 0}
     baseline: true                        # trial 0 = the base values of every space key
 
@@ -33,7 +35,7 @@ PARAM_KEYS = {"float": {"type", "low", "high", "log", "step", "when"},
               "int": {"type", "low", "high", "log", "step", "when"},
               "categorical": {"type", "choices", "when"}}
 OBJECTIVES = {"val_acc": "maximize", "train_time": "minimize"}  # train_time: seconds of training
-PRUNERS = ("median", "none")
+PRUNERS = ("median", "successive_halving", "none")
 SAMPLERS = ("tpe", "random", "nsga2")
 
 
@@ -144,7 +146,8 @@ def load_spec(path: Path) -> TuneSpec:
                     dict(d.get("set") or {}), dict(d.get("search_only") or {}), space, objectives,
                     *_budget(path, d.get("budget")),
                     _choice(path, "pruner", d.get("pruner"), PRUNERS,
-                            {"name": "none" if multi else "median", "startup_trials": 4, "warmup_epochs": 1}),
+                            {"name": "none" if multi else "median", "startup_trials": 4, "warmup_epochs": 1,
+                             "min_epochs": 1, "reduction_factor": 3}),
                     _choice(path, "sampler", d.get("sampler"), SAMPLERS,
                             {"name": "nsga2" if multi else "tpe", "seed": None}),
                     bool(d.get("baseline", False)), path)
