@@ -2,6 +2,10 @@
 public code), with the doctor's full budgets; records what it reports.
 
     python benchmarks/doctor_run_corpus.py [--out benchmarks/results/doctor_run_corpus.json] [NAMES...]
+    python benchmarks/doctor_run_corpus.py --dir tests/doctor_heldout --out benchmarks/results/doctor_run_heldout.json
+
+--dir tests/doctor_heldout: scripts written by a separate helper that saw neither the doctor's code nor the
+corpus, audited with the doctor as it stood (no change made for them): the "scripts you have not seen".
 
 A bug is caught when the script's EXPECT code is reported as an error (as a warning where the script's
 EXPECT_SEVERITY says so: a cost, not a wrong result, such as evaluation without no_grad); a false error is any error on a
@@ -30,8 +34,8 @@ from cifarlab.doctor import run_script  # noqa: E402
 from cifarlab.io import write_json  # noqa: E402
 
 
-def names() -> list[str]:
-    return sorted(p.stem for p in SCRIPTS.glob("[bc]_*.py"))
+def names(folder: Path = SCRIPTS) -> list[str]:
+    return sorted(p.stem for p in folder.glob("[bc]_*.py"))
 
 
 def constants(path: Path) -> dict:
@@ -44,8 +48,8 @@ def constants(path: Path) -> dict:
     return out
 
 
-def run_entry(name: str) -> dict:
-    path = SCRIPTS / f"{name}.py"
+def run_entry(name: str, folder: Path = SCRIPTS) -> dict:
+    path = folder / f"{name}.py"
     const = constants(path)
     t0, c0 = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory() as cwd:
@@ -74,14 +78,16 @@ def summarize(entries: list[dict]) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--out", default=str(ROOT / "benchmarks/results/doctor_run_corpus.json"))
+    p.add_argument("--dir", default=str(SCRIPTS), help="folder of [bc]_*.py scripts (default tests/doctor_scripts)")
     p.add_argument("names", nargs="*", help="scripts (default: all)")
     a = p.parse_args()
+    folder = Path(a.dir).resolve()
     load0 = os.getloadavg()[0]
     entries = []
-    for name in a.names or names():
-        entries.append(run_entry(name))
+    for name in a.names or names(folder):
+        entries.append(run_entry(name, folder))
         print(json.dumps(entries[-1]), flush=True)
-    machine = {"command": " ".join(["python", *sys.argv]), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    machine = {"command": " ".join(["python", *sys.argv]), "folder": str(folder.relative_to(ROOT)), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
                "python": sys.version.split()[0], "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                "load_1min_start_end": [round(load0, 2), round(os.getloadavg()[0], 2)]}

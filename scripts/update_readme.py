@@ -97,9 +97,9 @@ def doctor_summary_block() -> str:
             " on the plain-script corpus in tests/doctor_scripts/; per script: [docs/results.md](docs/results.md#doctor).")
 
 
-def doctor_run_block() -> str:
-    """`doctor run` on the plain-script corpus: the summary, then each script's result."""
-    path = ROOT / "benchmarks/results/doctor_run_corpus.json"
+def doctor_run_block(name: str = "doctor_run_corpus") -> str:
+    """`doctor run` on a plain-script corpus: the summary, then each script's result."""
+    path = ROOT / f"benchmarks/results/{name}.json"
     if not path.is_file():
         return "(no run recorded yet: `python benchmarks/doctor_run_corpus.py`)"
     rec = json.loads(path.read_text())
@@ -482,6 +482,7 @@ BLOCKS = {
     "study": (study_block, "studies/cifar100/study.json"),
     "speed": (speed_block, "benchmarks/results/speed*.jsonl"),
     "doctor_run": (doctor_run_block, "benchmarks/results/doctor_run_corpus.json"),
+    "doctor_heldout": (lambda: doctor_run_block("doctor_run_heldout"), "benchmarks/results/doctor_run_heldout.json"),
     "doctor_example": (doctor_example_block, "benchmarks/results/doctor_example.json"),
     "doctor_corpus": (doctor_corpus_block, "benchmarks/results/doctor_corpus.json"),
     "doctor": (doctor_block, "benchmarks/results/doctor_speed.jsonl"),
