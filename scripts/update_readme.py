@@ -463,10 +463,34 @@ def hardware_classes_block() -> str:
         "emulated ran with `ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2` on a newer CPU.")
 
 
+def tune_targets_block() -> str:
+    """benchmarks/tune_targets.py's records: each part of each run, with the targets it met."""
+    rows = []
+    for r in read_jsonl(ROOT / "benchmarks/results/tune_targets.jsonl") if (
+            ROOT / "benchmarks/results/tune_targets.jsonl").is_file() else []:
+        st = r["setup"]
+        setup = (f"{st['images']} images, {st['epochs']} epochs, pruner {st.get('pruner', 'median')}, "
+                 f"validation TTA {st.get('val_tta', 'preset')}")
+        if r["part"] == "search":
+            result = (f"{r['counted']} trials, {r['pruned']} pruned ({r['pruned_frac']:.0%}); best val {r['best_val']:.2f}% "
+                      f"(trial {r['best_trial']}) vs the preset's " + (f"{r['preset_val']:.2f}%" if r["preset_val"] is not None
+                                                              else "(pruned)") + f"; {r['wall_s']:.0f} s of "
+                      f"{r['wall_budget_s']:.0f}")
+        else:
+            result = (f"{r['counted']} trials in {r['pair_s']:.0f} s vs {r['solo_trials']} in {r['solo_s']:.0f} s "
+                      f"alone: {r['throughput_ratio']:.2f}x; lost {r['lost']}, duplicated {r['duplicated']}, "
+                      f"retried {r['retries']}")
+        met = ", ".join(f"{k} {'yes' if v else '**no**'}" for k, v in r["targets_met"].items())
+        rows.append([r["date"][:10], r["part"], setup, result, met, f"`{r['command']}`"])
+    return markdown_table(["date", "part", "setup", "result", "targets met", "command"], rows) if rows else \
+        "(no record yet: `python benchmarks/tune_targets.py`)"
+
+
 # name -> (function, the records it reads)
 BLOCKS = {
     "hardware_classes": (hardware_classes_block, "benchmarks/results/budget_runs.jsonl"),
     "overview": (overview_block, "benchmarks/results/budget_runs.jsonl and time_to_accuracy.jsonl"),
+    "tune_targets": (tune_targets_block, "benchmarks/results/tune_targets.jsonl"),
     "doctor_summary": (doctor_summary_block, "benchmarks/results/doctor_run_corpus.json"),
     "defaults": (defaults_block, "Makefile and cifarlab.cli.DEFAULT_BUDGET"),
     "data_note": (data_note_block, "scripts/note_data_copy.py"),
@@ -487,7 +511,7 @@ BLOCKS = {
     "doctor_corpus": (doctor_corpus_block, "benchmarks/results/doctor_corpus.json"),
     "doctor": (doctor_block, "benchmarks/results/doctor_speed.jsonl"),
 }
-PAGES = ["README.md", "docs/results.md", "docs/tuning.md", "docs/benchmarking.md"]
+PAGES = ["README.md", "docs/results.md", "docs/tuning.md", "docs/benchmarking.md", "docs/tune.md"]
 WRITE_FIGURES = True
 
 
