@@ -1,8 +1,7 @@
 import torch, torch.nn as nn, torchvision.transforms as T
 from cifarlab.data import CIFAR100  # torchvision's CIFAR100 interface over cifarlab's verified copy
 aug = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize((0.5,) * 3, (0.5,) * 3)])
-train = torch.utils.data.DataLoader(CIFAR100(train=True, transform=aug), batch_size=128, shuffle=True)
-test = torch.utils.data.DataLoader(CIFAR100(train=False, transform=aug), batch_size=500)
+train, test = (torch.utils.data.DataLoader(CIFAR100(train=t, transform=aug), batch_size=128, shuffle=t) for t in (True, False))
 model = nn.Sequential(nn.Flatten(), nn.Linear(3072, 512), nn.Dropout(0.2), nn.Linear(512, 100), nn.ReLU())
 opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 for epoch in range(10):

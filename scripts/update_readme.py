@@ -112,7 +112,7 @@ def doctor_run_block(name: str = "doctor_run_corpus") -> str:
 
 
 def doctor_example_block() -> str:
-    """The 11-line example script and the doctor's real report on it (benchmarks/doctor_example.py)."""
+    """The 10-line example script and the doctor's real report on it (benchmarks/doctor_example.py)."""
     path = ROOT / "benchmarks/results/doctor_example.json"
     if not path.is_file():
         return "(no run recorded yet: `python benchmarks/doctor_example.py`)"
