@@ -117,6 +117,18 @@ def test_stratified_split_disjoint_seeded(c100):
     assert len(va0) == 0 and len(tr0) == 50000
 
 
+def test_subsets_slice_train_and_test_and_leave_the_hash_of_a_full_run(syn100):
+    from cifarlab.config import make_config
+
+    full = data.make_splits(syn100, 40, 0)
+    part = data.make_splits(syn100, 40, 0, train_subset=100, test_subset=50)
+    assert torch.equal(part.train_x, full.train_x[:100]) and torch.equal(part.val_y, full.val_y)
+    assert torch.equal(part.test_x, full.test_x[:50]) and torch.equal(part.test_y, full.test_y[:50])
+    base = make_config("c100-cnn-aug")
+    assert make_config("c100-cnn-aug", {"data.test_subset": 0}).hash() == base.hash()
+    assert make_config("c100-cnn-aug", {"data.test_subset": 50}).hash() != base.hash()
+
+
 def test_device_loader_shuffles_and_keeps_pairs():
     x = torch.arange(100, dtype=torch.uint8).view(100, 1, 1, 1).expand(100, 3, 2, 2).contiguous()
     y = torch.arange(100)

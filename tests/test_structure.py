@@ -128,7 +128,8 @@ def test_a_training_run_enters_each_module_at_most_twice(data_root, tmp_path):
 
     cfg = make_config("c100-micro", {"data.train_subset": 256, "data.val_size": 128, "train.epochs": 2,
                                      "train.batch_size": 64, "train.eval_batch_size": 128,
-                                     "train.checkpoint_every_steps": 3})
+                                     "train.checkpoint_every_steps": 3,
+                                     "data.test_subset": 500})
     worst: dict[str, tuple[int, tuple[str, ...]]] = {}
     seen: set = set()
 

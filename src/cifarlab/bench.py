@@ -43,7 +43,7 @@ def timing_conditions() -> dict:
 
 def bench_config(cfg: Config, seed: int) -> Config:
     """The preset as a fixed-schedule benchmark: all 50,000 training images, last weights, seed `seed`."""
-    return replace(cfg, data=replace(cfg.data, val_size=0, train_subset=0),
+    return replace(cfg, data=replace(cfg.data, val_size=0, train_subset=0, test_subset=0),
                    train=replace(cfg.train, seed=seed, early_stop_patience=0))
 
 

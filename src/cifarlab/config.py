@@ -24,6 +24,7 @@ class DataConfig:
     val_size: int = 5000  # images held out of the training set for model selection; 0 = none
     split_seed: int = 0  # seed of the stratified validation hold-out (independent of the run seed)
     train_subset: int = 0  # use only the first N training images after the split (0 = all); for tests
+    test_subset: int = 0  # score only the first N test images (0 = all); for tests, never for a result
     download: bool = True  # fetch the official archive when the files are missing
 
 
@@ -161,6 +162,7 @@ CHOICES = {
 RANGES = {
     "data.val_size": (lambda v: 0 <= v < 50000, ">= 0 and < 50000"),
     "data.train_subset": (lambda v: v >= 0, ">= 0"),
+    "data.test_subset": (lambda v: v >= 0, ">= 0"),
     "augment.crop_pad": (lambda v: 0 <= v <= 16, "0..16"),
     "augment.rotate_deg": (lambda v: 0 <= v <= 180, "0..180"),
     "augment.brightness": (lambda v: 0 <= v < 1, ">= 0 and < 1"),

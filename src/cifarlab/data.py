@@ -329,12 +329,14 @@ class Splits:
     test_y: torch.Tensor
 
 
-def make_splits(data: CifarData, val_size: int, split_seed: int, train_subset: int = 0) -> Splits:
+def make_splits(data: CifarData, val_size: int, split_seed: int, train_subset: int = 0,
+                test_subset: int = 0) -> Splits:
     train_idx, val_idx = stratified_split(data.train_y, val_size, split_seed)
     if train_subset:
         train_idx = train_idx[:train_subset]
+    n_test = test_subset or len(data.test_y)
     return Splits(data.train_x[train_idx], data.train_y[train_idx], data.train_x[val_idx],
-                  data.train_y[val_idx], data.test_x, data.test_y)
+                  data.train_y[val_idx], data.test_x[:n_test], data.test_y[:n_test])
 
 
 class DeviceLoader:

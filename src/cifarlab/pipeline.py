@@ -115,7 +115,8 @@ def build(cfg: Config, data_dir=None, runtime: Runtime | str | torch.device | No
     elif not isinstance(runtime, Runtime):
         runtime = fp32_runtime(runtime)
     ds = data_mod.load(cfg.data.dataset, data_dir, cfg.data.download)
-    splits = data_mod.make_splits(ds, cfg.data.val_size, cfg.data.split_seed, cfg.data.train_subset)
+    splits = data_mod.make_splits(ds, cfg.data.val_size, cfg.data.split_seed, cfg.data.train_subset,
+                                  cfg.data.test_subset)
     seed_everything(cfg.train.seed)
     model = new_model(cfg, ds.num_classes)
     if weights_from is not None:

@@ -46,6 +46,7 @@ VERSIONS = (
              "train.tta": 0, "train.compile": False, "train.eval_precision": "fp32", "optim.muon_lr": 0.0,
              "optim.muon_momentum": 0.6, "train.sync_bn": False, "train.compile_mode": "default"}),
     Version(4, "time budgets: a step cap under the epoch schedule", {"train.max_steps": 0}),
+    Version(5, "a slice of the test split for quick tests", {"data.test_subset": 0}),
 )
 CURRENT = VERSIONS[-1].number
 ADDED = {key: default for v in VERSIONS for key, default in v.added.items()}
