@@ -277,8 +277,8 @@ def test_compile_warmup_leaves_the_run_unchanged(synthetic_root, monkeypatch):
 @pytest.mark.parametrize("preset", ["c100-gpu-fast", "c100-gpu-best", "c10-gpu-fast"])
 def test_gpu_presets_train_on_the_cpu_at_small_scale(preset, data_root, monkeypatch):
     """The GPU presets as written (depth, schedule, Lookahead, deferred finite checks, compile, TTA) at
-    small scale on a real CIFAR slice: narrow widths, 4,096 images, 2 epochs, 2,000 test images, compiled through dynamo's
-    "eager" backend. They run end to end on a CPU and learn well above chance."""
+    small scale on a real CIFAR slice: narrow widths, 4,096 images, 2 epochs, 2,000 test images, compiled
+    through dynamo's "eager" backend. They run end to end on a CPU and learn well above chance."""
     import functools
 
     from cifarlab.engine import train
@@ -292,6 +292,8 @@ def test_gpu_presets_train_on_the_cpu_at_small_scale(preset, data_root, monkeypa
     assert s["status"] == "completed" and s["epochs_run"] == 2 and s["timing"]["compile_s"] > 0, s
     assert s["test_n"] == 2000, s
     assert s["test_acc"] > 2.5 * chance, s
+
+
 def test_compile_mode_reaches_torch_compile_and_needs_compile(synthetic_root, monkeypatch):
     """train.compile_mode (reduce-overhead = CUDA graphs of the step on a GPU) is handed to torch.compile;
     without train.compile it is a config error naming the key."""
