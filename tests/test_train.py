@@ -63,6 +63,14 @@ def test_same_seed_same_result(synthetic_root):
     assert a.summary["test_acc"] == b.summary["test_acc"]
 
 
+def test_eval_of_a_run_on_a_test_slice_says_so(synthetic_root, tmp_path, capsys):
+    cfg = make_config("c10-mlp", ["data.val_size=100", "train.epochs=1", "data.test_subset=40"])
+    run = train(cfg, out=tmp_path / "run", data_dir=synthetic_root, quiet=True)
+    assert run.summary["test_n"] == 40
+    assert main(["eval", str(tmp_path / "run" / "best.pt"), "--data-dir", str(synthetic_root)]) == 0
+    assert "first 40 test images only" in capsys.readouterr().out
+
+
 class _NaNAfter(nn.Module):
     """A real model that starts emitting NaN after a few forward passes in training mode."""
     def __init__(self, num_classes, width=1, dropout=0.0):

@@ -67,6 +67,9 @@ def _cmd_eval(a) -> int:
     print(f"{bar}\nFINAL RESULT: {cfg.name} ({cfg.data.dataset})\n{bar}")
     print(f"{word} Accuracy: {m.top1:.2f}%\n{word} Loss:     {m.loss:.4f}\n{word} Top-5:    {m.top5:.2f}%")
     print(f"({ev['precision']}, test-time augmentation level {ev['tta']})\n{bar}")
+    if a.split == "test" and cfg.data.test_subset:
+        print(f"scored on the first {cfg.data.test_subset} test images only (data.test_subset): "
+              "not a test-split result")
     rec = recorded_metrics(info["summary"], ev) if a.split == "test" else None
     if rec is not None:
         same = f"{m.top1:.2f}" == f"{rec['test_acc']:.2f}" and f"{m.loss:.4f}" == f"{rec['test_loss']:.4f}"
