@@ -6,12 +6,12 @@ import json
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import forkcli
 import pytest
 import torch
 
@@ -20,10 +20,12 @@ from cifarlab.io import write_text
 from cifarlab.models import build_model
 from cifarlab.runlog import TIMING_KEYS
 
-ARGS = ["--preset", "c10-cnn", "--set", "data.train_subset=1536", "--set", "data.val_size=500",
-        "--set", "train.epochs=3", "--set", "train.batch_size=64", "--set", "augment.crop_pad=2",
-        "--set", "augment.flip=true", "--set", "model.dropout=0.2", "--set", "train.checkpoint_every_steps=7",
-        "--quiet"]
+# 3 epochs of 8 steps, a checkpoint every 3 steps: BN, dropout and augmentation all draw random numbers
+ARGS = ["--preset", "c10-cnn", "--set", "data.train_subset=512", "--set", "data.val_size=200",
+        "--set", "data.test_subset=200", "--set", "train.epochs=3", "--set", "train.batch_size=64",
+        "--set", "augment.crop_pad=2", "--set", "augment.flip=true", "--set", "model.dropout=0.2",
+        "--set", "train.checkpoint_every_steps=3", "--quiet"]
+STEPS = 3 * 8
 
 
 def _cli(*args) -> list[str]:
@@ -45,9 +47,14 @@ def _weights(folder: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def straight(tmp_path_factory, data_root):
+    """The uninterrupted run (through `python -m cifarlab`, as a user starts it) and its wall time as a
+    forked process, the scale for the kill times below."""
     out = tmp_path_factory.mktemp("straight") / "run"
     subprocess.run(_cli(*ARGS, "--out", str(out)), check=True, env=_env(data_root), capture_output=True)
-    return out
+    forkcli.warm()
+    t0 = time.perf_counter()
+    assert forkcli.run(["train", *ARGS, "--out", str(out / "again")], data_root) == 0
+    return out, time.perf_counter() - t0
 
 
 def _wait_for(pred, timeout=120):
@@ -70,61 +77,61 @@ def _assert_same_run(a: Path, b: Path):
 
 def test_sigkill_in_epoch_2_then_resume_is_identical(straight, tmp_path, data_root):
     out = tmp_path / "run"
-    p = subprocess.Popen(_cli(*ARGS, "--out", str(out)), env=_env(data_root),
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = forkcli.start(["train", *ARGS, "--out", str(out)], data_root)
     _wait_for(lambda: (out / "metrics.jsonl").is_file())
     time.sleep(0.3)
-    p.send_signal(signal.SIGKILL)
-    p.wait()
+    p.kill()
+    p.join()
     assert len(_metrics(out)) < 3, "the run finished before it was killed"
-    subprocess.run(_cli("--resume", str(out), "--quiet"), check=True, env=_env(data_root), capture_output=True)
-    _assert_same_run(straight, out)
+    assert forkcli.run(["train", "--resume", str(out), "--quiet"], data_root) == 0
+    _assert_same_run(straight[0], out)
+    _assert_same_run(straight[0], straight[0] / "again")  # a forked run is the same run as a fresh one
 
 
 def test_sigterm_checkpoints_says_how_to_resume(straight, tmp_path, data_root):
-    out = tmp_path / "run"
-    p = subprocess.Popen(_cli(*ARGS, "--out", str(out)), env=_env(data_root), stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+    out, err = tmp_path / "run", tmp_path / "stderr.txt"
+    p = forkcli.start(["train", *ARGS, "--out", str(out)], data_root, stderr=err)
     _wait_for(lambda: (out / "metrics.jsonl").is_file())
-    p.send_signal(signal.SIGTERM)
-    _, err = p.communicate(timeout=120)
-    assert p.returncode == 130, err
-    assert f"cifarlab train --resume {out}" in err
+    p.terminate()
+    p.join(120)
+    assert p.exitcode == 130, err.read_text()
+    assert f"cifarlab train --resume {out}" in err.read_text()
     assert load_checkpoint(out / "last.pt")["progress"]["step"] > 0
-    subprocess.run(_cli("--resume", str(out), "--quiet"), check=True, env=_env(data_root), capture_output=True)
-    _assert_same_run(straight, out)
+    assert forkcli.run(["train", "--resume", str(out), "--quiet"], data_root) == 0
+    _assert_same_run(straight[0], out)
 
 
 def test_twenty_random_kills_leave_a_valid_folder_and_resume_exactly(straight, tmp_path, data_root):
-    out = tmp_path / "run"
-    rnd = random.Random(0)
-    kills = 0
+    """SIGKILL at 20 random moments of a run's life (start-up, steps, checkpoint writes, validation, the
+    test evaluation), each drawn as a fraction of what is left of the straight run's wall time on this
+    machine."""
+    wall, err, out = straight[1], tmp_path / "stderr.txt", tmp_path / "run"
+    rnd, kills, killed_with_checkpoint = random.Random(0), 0, 0
     while kills < 20:
         resume = (out / "last.pt").is_file()
-        args = ["--resume", str(out), "--quiet"] if resume else [*ARGS, "--out", str(out), "--overwrite"]
-        err = tmp_path / "stderr.txt"
-        with err.open("w") as f:
-            p = subprocess.Popen(_cli(*args), env=_env(data_root), stdout=subprocess.DEVNULL, stderr=f)
-        time.sleep(rnd.uniform(1.0, 4.0))
-        if p.poll() is not None:  # finished: start over so that every kill lands in a live run
-            assert p.returncode == 0, (args, err.read_text())
+        args = ["train", "--resume", str(out), "--quiet"] if resume else ["train", *ARGS, "--out", str(out),
+                                                                           "--overwrite"]
+        left = 1 - load_checkpoint(out / "last.pt")["progress"]["step"] / STEPS if resume else 1
+        p = forkcli.start(args, data_root, stderr=err)
+        p.join(rnd.uniform(0.05, 1.0) * wall * max(left, 0.2))
+        if p.exitcode is not None:  # finished: start over so that every kill lands in a live run
+            assert p.exitcode == 0, (args, err.read_text())
             shutil.rmtree(out)
             continue
-        p.send_signal(signal.SIGKILL)
-        p.wait()
+        p.kill()
+        p.join()
         kills += 1
         if (out / "last.pt").is_file():
+            killed_with_checkpoint += 1
             state = load_checkpoint(out / "last.pt")
             assert state["progress"]["epoch"] <= 3
         if (out / "metrics.jsonl").is_file():
             _metrics(out)  # every line parses
-    if (out / "last.pt").is_file():
-        subprocess.run(_cli("--resume", str(out), "--quiet"), check=True, env=_env(data_root),
-                       capture_output=True)
-    else:
-        subprocess.run(_cli(*ARGS, "--out", str(out), "--overwrite"), check=True, env=_env(data_root),
-                       capture_output=True)
-    _assert_same_run(straight, out)
+    assert killed_with_checkpoint >= 10, "most kills should land after a checkpoint, in the training"
+    last = ["--resume", str(out), "--quiet"] if (out / "last.pt").is_file() else [*ARGS, "--out", str(out),
+                                                                                    "--overwrite"]
+    assert forkcli.run(["train", *last], data_root, stderr=err) == 0, err.read_text()
+    _assert_same_run(straight[0], out)
 
 
 def test_full_disk_during_save_keeps_previous_checkpoint(tmp_path, monkeypatch):

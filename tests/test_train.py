@@ -12,7 +12,8 @@ from cifarlab.config import make_config
 from cifarlab.models import MODELS
 from cifarlab.engine import NonFiniteLoss, RunError
 
-FAST = ["data.train_subset=5000", "data.val_size=1000", "train.epochs=1", "train.batch_size=64"]
+FAST = ["data.train_subset=5000", "data.val_size=1000", "data.test_subset=2000", "train.epochs=1",
+        "train.batch_size=64"]
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def c10_run(tmp_path_factory, data_root):
 def test_short_run_beats_chance_and_writes_its_files(c10_run):
     s, out = c10_run.summary, c10_run.out_dir
     assert s["test_acc"] > 30, s  # chance is 10%
-    assert s["test_n"] == 10000 and s["n_train"] == 5000 and s["n_val"] == 1000
+    assert s["test_n"] == 2000 and s["n_train"] == 5000 and s["n_val"] == 1000
     for f in ("config.yaml", "metrics.jsonl", "summary.json", "best.pt", "last.pt", "curves.png"):
         assert (out / f).is_file(), f
     rec = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])

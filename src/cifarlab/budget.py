@@ -358,7 +358,7 @@ class BudgetHook(Hook):
 
 def train_within(dataset: str, budget_s: float, out=None, data_dir=None, seed: int = 0, quiet: bool = False,
                  overwrite: bool = False, t_start: float | None = None, device: str = "auto",
-                 table: Path = TABLE, train_subset: int = 0, hooks=()):
+                 table: Path = TABLE, train_subset: int = 0, test_subset: int = 0, hooks=()):
     """Train the most accurate model this machine can reach in `budget_s` seconds of wall time, counted
     from `t_start` (default now) to the end of the final test evaluation; returns the engine's RunResult
     with a `budget` entry in its summary (and summary.json): the plan, every re-plan and the wall time."""
@@ -372,10 +372,11 @@ def train_within(dataset: str, budget_s: float, out=None, data_dir=None, seed: i
     say = (lambda msg: None) if quiet else (lambda msg: print(msg, flush=True))
     rt = pick_device(TrainConfig(device=device))
     ds = data_mod.load(dataset, data_dir)
-    train_x = ds.train_x[:train_subset] if train_subset else ds.train_x  # train_subset: tests on a slice
-    plan = plan_for_run(dataset, budget_s, t_start, train_x, len(ds.test_y), rt, ds.num_classes, log=say,
-                        table=table)
-    cfg = plan.config(seed, {"train.device": device, "data.train_subset": train_subset})
+    train_x = ds.train_x[:train_subset] if train_subset else ds.train_x
+    n_test = min(test_subset or len(ds.test_y), len(ds.test_y))  # the subsets: tests on a slice
+    plan = plan_for_run(dataset, budget_s, t_start, train_x, n_test, rt, ds.num_classes, log=say, table=table)
+    cfg = plan.config(seed, {"train.device": device, "data.train_subset": train_subset,
+                             "data.test_subset": test_subset})
     hook = BudgetHook(plan, t_start + budget_s, len(train_x) // plan.chosen.recipe.batch_size)
     result = train(cfg, out=out, data_dir=data_dir, quiet=quiet, overwrite=overwrite, hooks=[hook, *hooks])
     wall_s = time.perf_counter() - t_start
