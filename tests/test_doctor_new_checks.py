@@ -85,10 +85,10 @@ def _frozen_bn_step(model, images, labels, loss_fn, optimizer):
     return loss
 
 
-def test_frozen_backbone_in_train_mode_warns_and_its_eval_mode_is_not_a_train_mode_error():
+def test_frozen_backbone_in_train_mode_is_an_error_and_its_eval_mode_is_not_a_train_mode_error():
     checks = PRE + ["frozen-bn-updating", "train-mode"]
     bad = diagnose(**_pipe(Finetune()), checks=checks)
-    assert bad.codes("warning") == {"frozen-bn-updating"} and bad.ok, str(bad)
+    assert bad.codes("error") == {"frozen-bn-updating"} and not bad.codes("warning"), str(bad)
     assert "'backbone.1'" in str(bad)
     good = diagnose(**_pipe(Finetune(), train_step=_frozen_bn_step), checks=checks)
     assert not good.findings, str(good)  # all mode layers in eval while training: frozen on purpose
@@ -150,7 +150,7 @@ def _script(tmp_path: Path, trainable: bool, freeze: str, no_grad: str) -> Path:
 def test_doctor_run_sees_frozen_bn_in_train_mode_and_evaluation_with_gradients(tmp_path):
     checks = PRE + ["frozen-bn-updating", "eval-without-no-grad", "train-mode"]
     bad = run_script(_script(tmp_path, False, "pass", "if True:"), [], cwd=tmp_path, quiet=True, checks=checks)
-    assert bad.codes("warning") == {"frozen-bn-updating", "eval-without-no-grad"} and bad.ok, str(bad)
+    assert bad.codes("error") == {"frozen-bn-updating"} and bad.codes("warning") == {"eval-without-no-grad"}, str(bad)
     good = run_script(_script(tmp_path, False, "backbone.eval()", "with torch.no_grad():"), [], cwd=tmp_path,
                       quiet=True, checks=checks)
     assert not good.findings, str(good)

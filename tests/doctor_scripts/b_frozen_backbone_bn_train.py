@@ -14,7 +14,6 @@ from cifar import CIFAR10
 
 SOURCE = "https://github.com/pytorch/pytorch/issues/86590"
 EXPECT = "frozen-bn-updating"
-EXPECT_SEVERITY = "warning"  # a likely problem, not a wrong result: the check reports it as a warning
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 

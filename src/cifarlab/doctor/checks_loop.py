@@ -178,7 +178,9 @@ def check_bn_batch_of_one(ctx: Context) -> list[Finding]:
 
 def check_frozen_bn_updating(ctx: Context) -> list[Finding]:
     """Batch-norm layers whose parameters are frozen (requires_grad=False) but which are in train mode in
-    training forwards: their running mean / variance keep following the training batches."""
+    training forwards: their running mean / variance keep following the training batches. An error: the
+    part meant to stay fixed computes other features after training than before (observed, not guessed);
+    adapting batch-norm statistics on purpose is the false-positive risk its entry names."""
     layers = mode_layers(ctx.model)
     frozen = [i for i in frozen_batchnorms(ctx.model) if _tracks_stats(layers[i])]
     if not frozen:
@@ -190,7 +192,7 @@ def check_frozen_bn_updating(ctx: Context) -> list[Finding]:
         return []
     names = {m: n for n, m in ctx.model.named_modules()}
     example = ", ".join(f"'{names[layers[i]]}'" for i in sorted(moving)[:3])
-    return [found("frozen-bn-updating", "warning", f"{len(moving)} of {len(frozen)} batch-norm layers whose "
+    return [found("frozen-bn-updating", "error", f"{len(moving)} of {len(frozen)} batch-norm layers whose "
                   f"parameters are frozen (requires_grad=False; e.g. {example}) are in train mode while the model "
                   "trains: their running mean and variance keep moving to the new data, so the 'frozen' part "
                   "computes different features after training than before")]
@@ -269,7 +271,7 @@ register(Check(
     "single-image batch on feature maps is legal, only noisy",
     "pass drop_last=True to the training DataLoader (or change the batch size so that no batch of 1 is left)"))
 register(Check(
-    "frozen-bn-updating", FAMILY, check_frozen_bn_updating, "warning",
+    "frozen-bn-updating", FAMILY, check_frozen_bn_updating, "error",
     "batch-norm layers whose parameters all have requires_grad=False and that track running statistics: "
     "their mode in the training forwards of your loop (observed by `doctor run`, or the loop run)",
     "any such layer in train mode during training",
