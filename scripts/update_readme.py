@@ -403,8 +403,8 @@ def overview_block() -> str:
                      fmt_ms([r["clock_s"] for r in g["recs"]], 0), len(g["recs"])])
     return markdown_table(["hardware class", "job", "data", "test top-1 % (TTA)", "without TTA", "time s", "seeds"],
                           rows) + (
-        "\n\nMean ± std over seeds; `cifarlab bench --budget B --seeds 3` (time: the whole budgeted run, at most) and "
-        "`cifarlab bench PRESET --seeds 3` (time: training + init + final evaluation). Per seed, machines, load "
+        "\n\nMean ± std over seeds (a single number: one seed); `cifarlab bench --budget B --seeds N` (time: the whole "
+        "budgeted run, at most) and `cifarlab bench PRESET --seeds N` (time: training + init + final evaluation). Per seed, machines, load "
         "and dates: [docs/results.md](docs/results.md); how times were taken: "
         "[docs/benchmarking.md](docs/benchmarking.md).") + budget_figure()
 
@@ -458,7 +458,8 @@ def hardware_classes_block() -> str:
     return markdown_table(["data", "hardware class", "budget", "test top-1 % (mean ± std)", "without TTA",
                            "recipe chosen, epochs run", "longest wall (of budget)", "per seed", "other CPU load",
                            "machine"], rows) + (
-        "\n\n`cifarlab bench --budget B --dataset cifar100 --seeds 3` → benchmarks/results/budget_runs.jsonl. Wall = "
+        "\n\n`cifarlab bench --budget B --dataset cifar100 --seeds N` (each record holds its command) → "
+        "benchmarks/results/budget_runs.jsonl. Wall = "
         "the budget's clock: data loading, calibration, training and the final test evaluation. A class marked "
         "emulated ran with `ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2` on a newer CPU.")
 
