@@ -28,31 +28,35 @@ def _context():
 
 def warm() -> None:
     """Start the fork server and wait until its imports are done (so that a timed command is not)."""
-    assert run(["--help"], Path(".")) == 0
+    assert run(["--help"]) == 0
 
 
-def _main(argv: list[str], env: dict, stderr: str | None) -> None:
+def _main(argv: list[str], env: dict, log: str | None, threads: int | None) -> None:
     os.environ.update(env)
-    out = os.open(os.devnull, os.O_WRONLY)
+    if threads:  # the server's torch was imported with OMP_NUM_THREADS=2; no pool exists yet in this child
+        import torch
+        torch.set_num_threads(threads)
+    out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644) if log else os.open(os.devnull, os.O_WRONLY)
     os.dup2(out, 1)
-    if stderr is not None:
-        err = os.open(stderr, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.dup2(err, 2)
+    if log:
+        os.dup2(out, 2)
     from cifarlab.cli import main
     sys.exit(main(argv))
 
 
-def start(argv: list[str], data_root: Path, stderr: Path | None = None) -> mp.Process:
-    """Start `cifarlab ARGV` (stdout discarded, stderr to the file `stderr`); `.exitcode` is its status."""
-    p = _context().Process(target=_main, args=(list(argv), {"CIFARLAB_DATA": str(data_root)},
-                                               None if stderr is None else str(stderr)))
+def start(argv: list[str], data_root: Path | None = None, log: Path | None = None,
+          threads: int | None = None) -> mp.Process:
+    """Start `cifarlab ARGV` (stdout and stderr to the file `log`, else stdout discarded); `.exitcode` is its
+    status. data_root: $CIFARLAB_DATA; threads: torch's intra-op threads."""
+    env = {} if data_root is None else {"CIFARLAB_DATA": str(data_root)}
+    p = _context().Process(target=_main, args=(list(argv), env, None if log is None else str(log), threads))
     p.start()
     return p
 
 
-def run(argv: list[str], data_root: Path, stderr: Path | None = None, timeout: float = 300) -> int:
+def run(argv: list[str], data_root: Path | None = None, log: Path | None = None, timeout: float = 300) -> int:
     """Run `cifarlab ARGV` to the end; its exit status."""
-    p = start(argv, data_root, stderr)
+    p = start(argv, data_root, log)
     p.join(timeout)
     if p.exitcode is None:
         p.kill()

@@ -90,7 +90,7 @@ def test_sigkill_in_epoch_2_then_resume_is_identical(straight, tmp_path, data_ro
 
 def test_sigterm_checkpoints_says_how_to_resume(straight, tmp_path, data_root):
     out, err = tmp_path / "run", tmp_path / "stderr.txt"
-    p = forkcli.start(["train", *ARGS, "--out", str(out)], data_root, stderr=err)
+    p = forkcli.start(["train", *ARGS, "--out", str(out)], data_root, log=err)
     _wait_for(lambda: (out / "metrics.jsonl").is_file())
     p.terminate()
     p.join(120)
@@ -112,7 +112,7 @@ def test_twenty_random_kills_leave_a_valid_folder_and_resume_exactly(straight, t
         args = ["train", "--resume", str(out), "--quiet"] if resume else ["train", *ARGS, "--out", str(out),
                                                                            "--overwrite"]
         left = 1 - load_checkpoint(out / "last.pt")["progress"]["step"] / STEPS if resume else 1
-        p = forkcli.start(args, data_root, stderr=err)
+        p = forkcli.start(args, data_root, log=err)
         p.join(rnd.uniform(0.05, 1.0) * wall * max(left, 0.2))
         if p.exitcode is not None:  # finished: start over so that every kill lands in a live run
             assert p.exitcode == 0, (args, err.read_text())
@@ -130,7 +130,7 @@ def test_twenty_random_kills_leave_a_valid_folder_and_resume_exactly(straight, t
     assert killed_with_checkpoint >= 10, "most kills should land after a checkpoint, in the training"
     last = ["--resume", str(out), "--quiet"] if (out / "last.pt").is_file() else [*ARGS, "--out", str(out),
                                                                                     "--overwrite"]
-    assert forkcli.run(["train", *last], data_root, stderr=err) == 0, err.read_text()
+    assert forkcli.run(["train", *last], data_root, log=err) == 0, err.read_text()
     _assert_same_run(straight[0], out)
 
 

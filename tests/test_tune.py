@@ -2,10 +2,6 @@
 the best preset, resume, the report), and workers sharing one study in SQLite and in a real PostgreSQL
 server: the budget is filled exactly, and a worker killed mid-trial has its trial failed, re-queued and
 continued from its checkpoint by the restarted worker."""
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,9 +15,9 @@ from cifarlab.tune.report import load_tune_study, report_tune
 from cifarlab.tune.run import tune
 from cifarlab.tune.spec import load_spec, trial_config
 
+import forkcli
 from pgserver import PgServer
 
-SRC = Path(__file__).resolve().parents[1] / "src"
 SPEC = """
 name: {name}
 base: c10-mlp
@@ -116,14 +112,15 @@ def test_multi_objective_gives_a_pareto_front(tmp_path, synthetic_root):
 
 # ---------------------------------------------------------------- many workers, one killed
 
-def _worker(spec: Path, root: Path, storage: str | None, data: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "cifarlab", "tune", str(spec), "--out", str(root), "--data-dir", str(data),
-           "--heartbeat", "1", "--quiet", *(["--storage", storage] if storage else [])]
-    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def _worker(spec: Path, root: Path, storage: str | None, data: Path, log: Path):
+    """`cifarlab tune SPEC` as its own process (forked from tests/forkcli.py's server: no torch import to
+    wait for), one torch thread: the two workers run on disjoint cores."""
+    argv = ["tune", str(spec), "--out", str(root), "--data-dir", str(data), "--heartbeat", "1", "--quiet",
+            *(["--storage", storage] if storage else [])]
+    return forkcli.start(argv, log=log, threads=1)
 
 
-def _wait_for_running_epoch(storage: str, name: str, proc: subprocess.Popen, timeout: float = 60):
+def _wait_for_running_epoch(storage: str, name: str, proc, timeout: float = 60):
     """A trial of `proc`'s that is running and has reported at least one epoch (a checkpoint exists)."""
     deadline = time.monotonic() + timeout
     storage = optuna.storages.RDBStorage(storage)  # one connection pool for the whole poll
@@ -146,14 +143,15 @@ def _two_workers_one_killed(tmp_path: Path, storage: str | None, data: Path) -> 
     root = tmp_path / "shared"
     url = storage or f"sqlite:///{root / 'study.db'}"
     root.mkdir()
-    a, b = _worker(spec, root, storage, data), _worker(spec, root, storage, data)
+    logs = [tmp_path / f"worker{i}.log" for i in range(3)]
+    a, b = (_worker(spec, root, storage, data, log) for log in logs[:2])
     victim = _wait_for_running_epoch(url, "shared", a)
-    os.kill(a.pid, signal.SIGKILL)  # no handler runs: the trial stays RUNNING until its heartbeat is stale
-    a.wait()
-    restarted = _worker(spec, root, storage, data)
-    for p in (b, restarted):
-        out, _ = p.communicate(timeout=120)
-        assert p.returncode == 0, out
+    a.kill()  # SIGKILL: no handler runs, the trial stays RUNNING until its heartbeat is stale
+    a.join()
+    restarted = _worker(spec, root, storage, data, logs[2])
+    for p, log in ((b, logs[1]), (restarted, logs[2])):
+        p.join(120)
+        assert p.exitcode == 0, log.read_text()
     trials = optuna.load_study(study_name="shared", storage=url).get_trials()
     counted = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(counted) == 6, [(t.number, t.state) for t in trials]  # exactly the budget: none lost, none extra
