@@ -12,6 +12,7 @@ import argparse
 import json
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -26,8 +27,6 @@ OUT = Path("benchmarks/results/eval_speed.jsonl")
 
 def rates(model, batch: int, fmt: torch.memory_format, repeats: int) -> list[float]:
     """Images/s of one forward pass over 4 batches of random inputs, per repeat (after one warm-up)."""
-    import time
-
     model = model.to(memory_format=fmt).eval()
     x = torch.randn(batch, 3, 32, 32).contiguous(memory_format=fmt)
     out = []
