@@ -5,7 +5,9 @@
 
 Accuracy: each recipe's validation curve (epochs -> last-epoch val top-1 on the 45k/5k hold-out, with
 and without test-time augmentation) from benchmarks/results/budget_val.jsonl, plus the validation runs
-of benchmarks/results/tuning.jsonl whose config is the preset's as it is today (same config hash).
+of benchmarks/results/tuning.jsonl and the complete trials of the tune studies in studies/*/trials.jsonl
+whose config is the preset's as it is today (same config hash); budget_val.jsonl wins where both have a
+point (it also records the score without test-time augmentation).
 Throughput: training images/s per hardware class from benchmarks/results/budget_throughput.jsonl
 (`cifarlab bench --calibrate`, taken on a quiet machine) and, for the bf16 Xeon class, the time-to-accuracy
 records of the same recipe. Only the ratios between recipes of one class are used by the planner.
@@ -66,6 +68,25 @@ def tuning_points(preset: str) -> list[dict]:
     return out
 
 
+def study_points(preset: str) -> list[dict]:
+    """Complete trials of the committed tune studies (studies/*/trials.jsonl, written by `cifarlab report`)
+    whose config is `preset` trained for some number of epochs, as it is today (same config hash). A tune
+    trial records validation with the recipe's test-time augmentation only."""
+    by_hash = {val_hash(preset, e): e for e in range(1, 41)}
+    out = []
+    for path in sorted((ROOT / "studies").glob("*/trials.jsonl")):
+        for t in read_jsonl(path):
+            a = t["user_attrs"]
+            epochs = by_hash.get(a.get("config_hash"))
+            if t["state"] != "COMPLETE" or epochs is None or f"epoch_{epochs}" not in a:
+                continue
+            out.append({"epochs": epochs, "val_acc": a[f"epoch_{epochs}"]["val_acc"], "val_acc_no_tta": None,
+                        "hw_class": a.get("hardware", {}).get("hw_class"),
+                        "command": f"cifarlab tune {path.parent.relative_to(ROOT)}.yaml (trial {t['number']})",
+                        "date": a.get("date", "")})
+    return out
+
+
 def throughput(preset: str) -> dict:
     """hw_class -> median training images/s of the recipe there."""
     by_class: dict[str, list[float]] = {}
@@ -89,6 +110,7 @@ def build() -> dict:
         for preset in presets:
             cfg = make_config(preset)
             pts = {p["epochs"]: p for p in tuning_points(preset)}
+            pts.update({p["epochs"]: p for p in study_points(preset)})
             pts.update({p["epochs"]: p for p in curve(preset)})  # this round's runs win
             if not pts:
                 continue

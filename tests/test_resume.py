@@ -88,6 +88,18 @@ def test_sigkill_in_epoch_2_then_resume_is_identical(straight, tmp_path, data_ro
     _assert_same_run(straight[0], straight[0] / "again")  # a forked run is the same run as a fresh one
 
 
+def test_kill_between_the_epoch_checkpoint_and_its_metrics_line_resumes_exactly(straight, tmp_path, data_root):
+    """last.pt of the final epoch is written, the process dies before metrics.jsonl gets that epoch's line
+    (and before the test evaluation): the resume has no step left to train and must still write it."""
+    out = tmp_path / "run"
+    shutil.copytree(straight[0], out, ignore=shutil.ignore_patterns("again"))
+    lines = (out / "metrics.jsonl").read_text().splitlines(keepends=True)
+    (out / "metrics.jsonl").write_text("".join(lines[:-1]))
+    (out / "summary.json").unlink()
+    assert forkcli.run(["train", "--resume", str(out), "--quiet"], data_root) == 0
+    _assert_same_run(straight[0], out)
+
+
 def test_sigterm_checkpoints_says_how_to_resume(straight, tmp_path, data_root):
     out, err = tmp_path / "run", tmp_path / "stderr.txt"
     p = forkcli.start(["train", *ARGS, "--out", str(out)], data_root, log=err)

@@ -11,6 +11,7 @@ from optuna.trial import TrialState
 
 from cifarlab.config import make_config
 from cifarlab.errors import ConfigError
+from cifarlab.io import read_jsonl
 from cifarlab.tune.report import load_tune_study, report_tune
 from cifarlab.tune.run import tune
 from cifarlab.tune.spec import load_spec, trial_config
@@ -49,7 +50,8 @@ def test_spec_errors_name_the_key_and_the_fix(tmp_path):
              ("{data.val_size: 100}", "{data.val_size: 0}", "data.val_size is 0"),
              ("objective: val_acc", "objective: test_acc", "never test"),
              ("budget: {trials: 6}", "budget: {}", "budget needs trials, wall_s or both"),
-             ("choices: [0.0, 0.3, 0.5]", "choices: [0.0, 7.0]", "model.dropout = 7.0 gives an invalid config")]
+             ("choices: [0.0, 0.3, 0.5]", "choices: [0.0, 7.0]", "model.dropout = 7.0 gives an invalid config"),
+             ("sampler: {seed: 0}", "sampler: {name: grid}", "space.optim.lr: the grid sampler needs categorical")]
     for old, new, message in cases:
         bad = tmp_path / "bad.yaml"
         bad.write_text(good.replace(old, new, 1))
@@ -100,14 +102,35 @@ def test_report_renders_history_importances_and_top_trials(study_dir):
         assert (root / "figures" / f"{fig}.png").stat().st_size > 1000
 
 
-def test_multi_objective_gives_a_pareto_front(tmp_path, synthetic_root):
-    spec = write_spec(tmp_path, name="mo", epochs=1, trials=3, objective="[val_acc, train_time]",
-                      pruner="{name: none}")
+GRID = """
+name: grid
+base: c10-mlp
+set: {train.epochs: 1, train.batch_size: 32}
+search_only: {data.val_size: 100}
+space:
+  model.dropout: {type: categorical, choices: [0.0, 0.5]}
+  train.epochs: {type: int, low: 1, high: 2}
+objective: [val_acc, train_time]
+budget: {trials: 10}
+sampler: {name: grid, seed: 0}
+"""
+
+
+def test_multi_objective_grid_study_runs_every_combination_once_and_gives_a_pareto_front(tmp_path, synthetic_root):
+    spec = tmp_path / "grid.yaml"
+    spec.write_text(GRID)
     root = tune(spec, data_dir=synthetic_root, quiet=True)
     study = load_tune_study(root)
+    done = sorted((t.params["model.dropout"], t.params["train.epochs"]) for t in study.trials
+                  if t.state == TrialState.COMPLETE)
+    assert done == [(0.0, 1), (0.0, 2), (0.5, 1), (0.5, 2)]  # the grid, once each, though 10 were allowed
     assert len(study.directions) == 2 and study.best_trials
     assert "Pareto" in report_tune(root) and (root / "figures" / "pareto.png").is_file()
-    assert make_config(str(root / "best.yaml")).train.epochs == 1
+    exported = read_jsonl(root / "trials.jsonl")  # what a repository commits instead of the database
+    assert [r["number"] for r in exported] == [t.number for t in study.trials]
+    assert all(r["values"] == t.values and r["user_attrs"]["config_hash"] == t.user_attrs["config_hash"]
+               for r, t in zip(exported, study.trials))
+    assert make_config(str(root / "best.yaml")).train.epochs in (1, 2)
 
 
 # ---------------------------------------------------------------- many workers, one killed

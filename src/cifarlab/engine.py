@@ -229,6 +229,8 @@ def _resume_or_init(run: Run, resumed: dict | None) -> None:
     if resumed is not None:
         note = run.dist.check_resume(resumed.get("world_size", 1), run.cfg, run.model, run.out)
         run.progress = restore(run, resumed, run.out / "last.pt")
+        if run.dist.is_main:  # a kill between last.pt and the epoch's metrics line: the checkpoint holds the truth
+            write_metrics(run.out / "metrics.jsonl", run.progress.history)
         run._follow_plan()
         log(f"resuming {run.out} after epoch {run.progress.epoch}, step {run.progress.step}"
             + (f"; {note}" if note else ""), run.quiet)

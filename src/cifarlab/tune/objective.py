@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Callable
 
 import optuna
+import torch
 
 from ..config import Config, flatten
 from ..errors import NonFiniteLoss
 from ..io import read_jsonl
 from ..engine import train
 from ..hooks import Hook
+from ..runtime import pick_device
 from .spec import TuneSpec, active, trial_config
 
 
@@ -94,6 +97,9 @@ class Objective:
         trial.set_user_attr("run", str(out.relative_to(self.root)))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         trial.set_user_attr("config_hash", cfg.hash())
+        rt = pick_device(cfg.train)  # what the trial's training time depends on
+        trial.set_user_attr("hardware", {**rt.hw.record(), "precision": rt.precision, "torch": torch.__version__})
+        trial.set_user_attr("date", time.strftime("%Y-%m-%d", time.gmtime()))
         for rec in history:  # a continued run: the killed trial's epochs, reported again
             self._report(trial, rec, cfg)
         try:

@@ -10,7 +10,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ..errors import ConfigError
-from ..io import read_json, write_text
+from ..io import read_json, write_jsonl, write_text
 from ..viz import markdown_table, save_figure
 
 TOP = 10  # rows of the top-trials table
@@ -42,6 +42,16 @@ def top_trials_table(study: optuna.Study, n: int = TOP) -> str:
              *(_fmt(t.params.get(k, "—")) for k in keys), *(["yes" if t.number in front else ""] if front else [])]
             for t in done[:n]]
     return markdown_table(header, rows)
+
+
+def export_trials(study: optuna.Study, path: Path) -> int:
+    """Every trial as one JSON line: number, state, params, objective values and what the trial recorded
+    (validation top-1, training seconds, config hash, per-epoch scores, its run folder)."""
+    trials = study.get_trials(deepcopy=False)
+    write_jsonl(path, [{"study": study.study_name, "number": t.number, "state": t.state.name, "params": t.params,
+                        "values": t.values, "user_attrs": t.user_attrs,
+                        "retry_of": t.system_attrs.get("failed_trial")} for t in trials])
+    return len(trials)
 
 
 def _fmt(v) -> str:
@@ -88,6 +98,7 @@ def report_tune(root: Path, storage: str | None = None, table_only: bool = False
     table = top_trials_table(study)
     if table_only:
         return table
+    export_trials(study, root / "trials.jsonl")
     states = [t.state for t in study.get_trials(deepcopy=False)]
     counts = ", ".join(f"{sum(s == st for s in states)} {st.name.lower()}" for st in TrialState
                        if any(s == st for s in states))

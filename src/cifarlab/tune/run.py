@@ -26,7 +26,7 @@ from ..config import load_preset, make_config, to_yaml
 from ..errors import Interrupted
 from ..io import write_json, write_text
 from .objective import Objective, OverBudget
-from .spec import TuneSpec, base_is_named, base_params, load_spec, trial_config
+from .spec import TuneSpec, base_is_named, base_params, grid_space, load_spec, trial_config
 
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
 MAX_RETRY = 2  # a trial killed three times is left failed (something is wrong with it, not the worker)
@@ -62,6 +62,8 @@ def _sampler(spec: TuneSpec, shared: bool):
         return optuna.samplers.RandomSampler(seed=seed)
     if spec.sampler["name"] == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
+    if spec.sampler["name"] == "grid":  # shared workers take the untried combinations (Optuna's GridSampler)
+        return optuna.samplers.GridSampler(grid_space(spec), seed=seed)
     # constant_liar: running trials count as bad guesses, so concurrent workers spread out
     return optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=min(8, spec.trials or 8))
 
@@ -145,6 +147,9 @@ def work(study: optuna.Study, objective: Objective, n: int | None, wall_s: float
             fail_stale_trials(study)
         done, running = _counts(study)
         if n is not None and done >= n:
+            return
+        if isinstance(study.sampler, optuna.samplers.GridSampler) and study.sampler.is_exhausted(study):
+            _say(quiet, f"[{study.study_name}] every combination of the grid is done ({done} trials)")
             return
         if n is not None and done + running >= n:
             time.sleep(heartbeat_s)

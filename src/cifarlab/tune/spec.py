@@ -14,7 +14,7 @@
     pruner: {name: median, startup_trials: 4, warmup_epochs: 1}
     #   or {name: successive_halving, min_epochs: 1, reduction_factor: 3} (asynchronous successive halving:
     #   at epochs min_epochs * factor^k a trial continues only in the top 1/factor of those that got there)
-    sampler: {name: tpe, seed: 0}
+    sampler: {name: tpe, seed: 0}         # or random, nsga2, grid (every combination, in random order)
     baseline: true                        # trial 0 = the base values of every space key
 
 No optuna and no torch here: a spec is checked (every key, every bound) before anything trains.
@@ -36,7 +36,7 @@ PARAM_KEYS = {"float": {"type", "low", "high", "log", "step", "when"},
               "categorical": {"type", "choices", "when"}}
 OBJECTIVES = {"val_acc": "maximize", "train_time": "minimize"}  # train_time: seconds of training
 PRUNERS = ("median", "successive_halving", "none")
-SAMPLERS = ("tpe", "random", "nsga2")
+SAMPLERS = ("tpe", "random", "nsga2", "grid")  # grid: every combination once (categorical/int keys)
 
 
 @dataclass
@@ -152,7 +152,26 @@ def load_spec(path: Path) -> TuneSpec:
                             {"name": "nsga2" if multi else "tpe", "seed": None}),
                     bool(d.get("baseline", False)), path)
     _check_trial_configs(spec, base)
+    if spec.sampler["name"] == "grid":
+        grid_space(spec)  # checked now, not when the first worker starts
     return spec
+
+
+def grid_space(spec: TuneSpec) -> dict:
+    """key -> every value, for the grid sampler: categorical keys and int keys (low..high by step), no
+    conditions; a ConfigError naming the key otherwise."""
+    out = {}
+    for p in spec.space:
+        if p.when:
+            raise ConfigError(f"{spec.path}: space.{p.key}: the grid sampler takes no 'when' conditions")
+        if p.type == "categorical":
+            out[p.key] = list(p.choices)
+        elif p.type == "int" and not p.log:
+            out[p.key] = list(range(int(p.low), int(p.high) + 1, int(p.step or 1)))
+        else:
+            raise ConfigError(f"{spec.path}: space.{p.key}: the grid sampler needs categorical or linear int "
+                              f"keys (got {p.type}{' log' if p.log else ''}); give the values as choices")
+    return out
 
 
 def _check_trial_configs(spec: TuneSpec, base: Config) -> None:
