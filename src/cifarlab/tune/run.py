@@ -82,9 +82,18 @@ def open_study(spec: TuneSpec, storage, shared: bool = False) -> optuna.Study:
     """Create the study or join it (load_if_exists: resuming and other workers continue it)."""
     study = optuna.create_study(storage=storage, study_name=spec.name, directions=spec.directions,
                                 sampler=_sampler(spec, shared), pruner=_pruner(spec), load_if_exists=True)
-    if spec.baseline and not study.get_trials(deepcopy=False):
+    if spec.baseline and not _in_grid(spec, base_params(spec)) and not study.get_trials(deepcopy=False):
         study.enqueue_trial(base_params(spec), user_attrs={"baseline": True}, skip_if_exists=True)
     return study
+
+
+def _in_grid(spec: TuneSpec, params: dict) -> bool:
+    """A grid runs a combination of its own anyway: an enqueued copy would run twice (GridSampler counts
+    only the points it drew itself)."""
+    if spec.sampler["name"] != "grid":
+        return False
+    grid = grid_space(spec)
+    return all(params.get(k) in values for k, values in grid.items())
 
 
 def _counts(study: optuna.Study) -> tuple[int, int]:
