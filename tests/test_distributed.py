@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+import forkcli
 import pytest
 import torch
 from torch import nn
@@ -227,11 +228,12 @@ def test_single_process_run_resumes_on_2_ranks_with_synced_bn(single, tmp_path, 
     """World size 1 -> 2 is sound with sync_bn: the resumed run matches the uninterrupted one."""
     out = tmp_path / "run"
     env = _env(synthetic_root, out)
-    p = subprocess.Popen([sys.executable, "-m", "cifarlab", "train", *_args("train.sync_bn=true"), "--out", str(out)],
-                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # the single-process run: forked from tests/forkcli.py's server (torch already imported), one thread
+    p = forkcli.start(["train", *_args("train.sync_bn=true"), "--out", str(out)], synthetic_root,
+                      log=tmp_path / "single.log", threads=1)
     _wait_for(lambda: (out / "metrics.jsonl").is_file())
-    p.send_signal(signal.SIGKILL)
-    p.wait()
+    p.kill()
+    p.join()
     assert len(_metrics(out)) < 3, "the run finished before it was killed"
     r = subprocess.run(_torchrun(["--resume", str(out)], tmp_path / "logs"), env=env, capture_output=True,
                        text=True, timeout=TIMEOUT_S)

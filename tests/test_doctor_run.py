@@ -135,6 +135,26 @@ def test_user_files_stay_byte_identical_and_hooks_are_removed(tmp_path):
     assert sum(1 for _ in DataLoader(list(range(100)), batch_size=10)) == 10  # no cap left behind
 
 
+def test_a_working_directory_with_a_socket_and_a_fifo_is_mirrored(tmp_path):
+    """A run from a folder holding special files (/tmp has sockets): they are linked, never read."""
+    import socket
+
+    from cifarlab.doctor.script import mirror
+
+    src = tmp_path / "cwd"
+    src.mkdir()
+    (src / "data.txt").write_text("x")
+    os.mkfifo(src / "pipe")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(src / "listener"))
+    try:
+        mirror(src, tmp_path / "copy")
+    finally:
+        sock.close()
+    assert (tmp_path / "copy" / "data.txt").read_text() == "x" and not (tmp_path / "copy" / "data.txt").is_symlink()
+    assert (tmp_path / "copy" / "pipe").is_symlink() and (tmp_path / "copy" / "listener").is_symlink()
+
+
 def test_stale_gradients_are_seen_in_the_loop_and_accumulation_is_not(tmp_path):
     bad = run_script(_tiny(tmp_path, step="opt.zero_grad = lambda *a, **k: None"), [], cwd=tmp_path,
                      quiet=True, checks=PRE + ["missing-zero-grad"])
@@ -164,7 +184,7 @@ def test_cli_runs_the_script_with_its_arguments_and_exits_1_on_error(tmp_path):
     script = _tiny(tmp_path, after="model.eval()")  # harmless; the bug: train mode never restored below
     script.write_text(script.read_text().replace("    model.train()\n", ""))
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
-    r = subprocess.run([sys.executable, "-m", "cifarlab.doctor", str(script), "4"], cwd=tmp_path, env=env,
+    r = subprocess.run([sys.executable, "-m", "cifarlab.doctor", "--budget", "2", str(script), "4"], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "[train-mode]" in r.stdout and "train.py 4" in r.stdout, r.stdout

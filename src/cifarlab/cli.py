@@ -180,6 +180,12 @@ def _cmd_ablate(a) -> int:
     return 0
 
 
+def _budget_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--budget", type=float, metavar="SECONDS", help="CPU seconds for all the checks together "
+                   "(the fit and divergence runs stop early, as inconclusive, when it is spent; default: the "
+                   "doctor's TOTAL_BUDGET_S, docs/doctor.md)")
+
+
 def _doctor_run_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cifarlab doctor run", description="audit an unmodified training script: "
                                 "run it as `python SCRIPT ARGS` would, a few batches and two training passes, "
@@ -187,6 +193,7 @@ def _doctor_run_parser() -> argparse.ArgumentParser:
     p.add_argument("--brief", action="store_true", help="one line per finding (`doctor explain CODE` for the fix)")
     p.add_argument("--in-place", action="store_true", help="let the script write into the working directory "
                    "(default: a temporary copy of it, removed afterwards)")
+    _budget_option(p)
     p.add_argument("script")
     p.add_argument("args", nargs=argparse.REMAINDER, help="the script's own arguments")
     return p
@@ -220,14 +227,15 @@ def _cmd_doctor(a) -> int:
     brief = False
     if a.command == "run":
         r = _doctor_run_parser().parse_args(a.script_args)
-        report, brief = run_script(r.script, r.args, in_place=r.in_place), r.brief
+        report, brief = run_script(r.script, r.args, in_place=r.in_place, budget_s=r.budget), r.brief
     elif a.command or a.script_args:
         raise SystemExit(f"cifarlab doctor: unknown command {a.command or a.script_args[0]!r}; use `doctor run "
                          "SCRIPT [ARGS...]`, `doctor explain CODE`, `doctor --preset NAME` or `doctor --script FILE`")
     elif not (a.script or a.preset):
         raise SystemExit("cifarlab doctor: give `run SCRIPT [ARGS...]`, --preset NAME or --script FILE")
     else:
-        report = diagnose_script(a.script) if a.script else diagnose_preset(a.preset, a.set, a.data_dir)
+        report = (diagnose_script(a.script, budget_s=a.budget) if a.script
+                  else diagnose_preset(a.preset, a.set, a.data_dir, budget_s=a.budget))
     print(report.brief() if brief else report)
     return 0 if report.ok else 1
 
@@ -274,6 +282,7 @@ def _add_doctor_parser(sub) -> None:
     g.add_argument("--script", help="a .py file whose pipeline() returns diagnose() arguments")
     dr.add_argument("--set", action="append", default=[])
     dr.add_argument("--data-dir")
+    _budget_option(dr)
     dr.set_defaults(func=_cmd_doctor)
 
 

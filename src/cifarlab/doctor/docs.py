@@ -20,6 +20,7 @@ INTRO = """# cifarlab doctor
 cifarlab doctor run train.py --epochs 30 --lr 0.1    # your script, unchanged, with its own arguments
 python -m cifarlab.doctor train.py --epochs 30        # the same
 cifarlab doctor run --brief train.py                  # one line per finding
+cifarlab doctor run --budget 20 train.py              # CPU seconds for all checks (default TOTAL_BUDGET_S)
 cifarlab doctor explain train-mode                    # what a check measures, its threshold, limits and fix
 ```
 

@@ -81,8 +81,9 @@ def diagnose_preset(preset: str, overrides: list[str] | None = None, data_dir=No
     return diagnose(**preset_pipeline(preset, overrides, data_dir), **kw)
 
 
-def diagnose_script(path: str | Path) -> Report:
-    """Import a user file whose pipeline() returns a dict of diagnose() arguments, and diagnose it."""
+def diagnose_script(path: str | Path, budget_s: float | None = None) -> Report:
+    """Import a user file whose pipeline() returns a dict of diagnose() arguments, and diagnose it (within
+    `budget_s` CPU seconds for all checks when given)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"doctor script not found: {path}")
@@ -92,4 +93,4 @@ def diagnose_script(path: str | Path) -> Report:
     if not hasattr(module, "pipeline"):
         raise ConfigError(f"{path}: define pipeline() returning a dict with model, loss_fn, optimizer, "
                          "train_loader, eval_loader, num_classes (optionally train_step, evaluate, fit)")
-    return diagnose(**module.pipeline())
+    return diagnose(**module.pipeline(), budget_s=budget_s)

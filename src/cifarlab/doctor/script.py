@@ -41,7 +41,8 @@ def _count_files(path: Path, limit: int) -> int:
 
 
 def mirror(src: Path, dst: Path) -> None:
-    """Recreate `src` under `dst`: small files copied, big files, big folders and links linked."""
+    """Recreate `src` under `dst`: small files copied; big files, big folders, links and special files
+    (sockets, FIFOs, devices: a run from /tmp meets them) linked."""
     dst.mkdir(parents=True, exist_ok=True)
     for entry in os.scandir(src):
         s, d = Path(entry.path), dst / entry.name
@@ -54,10 +55,13 @@ def mirror(src: Path, dst: Path) -> None:
                 os.symlink(s.resolve(), d)
             else:
                 mirror(s, d)
-        elif entry.stat().st_size <= MIRROR_COPY_BYTES.value:
-            shutil.copy2(s, d)
+        elif not entry.is_file() or entry.stat().st_size > MIRROR_COPY_BYTES.value:
+            os.symlink(s.resolve(), d)  # big files, and sockets, FIFOs and devices (never read to copy)
         else:
-            os.symlink(s.resolve(), d)
+            try:
+                shutil.copy2(s, d)
+            except PermissionError:  # unreadable here: the script could not read it either
+                os.symlink(s.resolve(), d)
 
 
 # ---------------------------------------------------------------- running the script as `python SCRIPT ARGS`
