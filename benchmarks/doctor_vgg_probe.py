@@ -54,7 +54,7 @@ def main() -> None:
             loss.backward()
             grad_norms.append(round(float(torch.cat([q.grad.flatten() for q in model.parameters()]).norm()), 4))
             opt.step()
-            losses.append(round(float(loss), 4))
+            losses.append(round(loss.item(), 4))
             if not math.isfinite(losses[-1]):
                 first_bad = len(losses)
             if len(losses) >= a.steps or first_bad is not None:
