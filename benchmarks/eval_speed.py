@@ -18,11 +18,13 @@ from pathlib import Path
 import torch
 
 from cifarlab.bench import CpuShare
+from cifarlab.io import append_jsonl
 from cifarlab.pipeline import load_model
 from cifarlab.runlog import env_info
 from cifarlab.runtime import fp32_runtime, probe
 
-OUT = Path("benchmarks/results/eval_speed.jsonl")
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks/results/eval_speed.jsonl"
 
 
 def rates(model, batch: int, fmt: torch.memory_format, repeats: int) -> list[float]:
@@ -42,15 +44,15 @@ def rates(model, batch: int, fmt: torch.memory_format, repeats: int) -> list[flo
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("checkpoints", nargs="*", default=sorted(str(c) for c in Path("checkpoints").glob("*.pt")))
+    p.add_argument("checkpoints", nargs="*", default=sorted(str(c.relative_to(ROOT))
+                                                            for c in (ROOT / "checkpoints").glob("*.pt")))
     p.add_argument("--repeats", type=int, default=5)
     a = p.parse_args()
     hw = probe("cpu")
     chosen = fp32_runtime("cpu").memory_format
     base = {**env_info(hw.describe(), "fp32"), **hw.record(), "command": "python " + " ".join(sys.argv)}
-    records = []
     for ckpt in a.checkpoints:
-        model, cfg, _ = load_model(ckpt)
+        model, cfg, _ = load_model(ckpt if Path(ckpt).exists() else ROOT / ckpt)  # the defaults: repo-relative
         for name, fmt in (("nchw", torch.contiguous_format), ("nhwc", torch.channels_last)):
             share = CpuShare().start()
             r = rates(model, cfg.train.eval_batch_size, fmt, a.repeats)
@@ -58,11 +60,8 @@ def main() -> None:
                    "batch_size": cfg.train.eval_batch_size, "memory_format": name, "unit": "images/s",
                    "images_per_s": {"min": round(min(r), 1), "median": round(statistics.median(r), 1), "n": len(r)},
                    "chosen": fmt == chosen, **share.fields(), **base}
-            records.append(rec)
+            append_jsonl(OUT, rec)
             print(json.dumps({k: rec[k] for k in rec if k not in base}))
-    with open(OUT, "a") as f:
-        for r in records:
-            f.write(json.dumps(r) + "\n")
 
 
 if __name__ == "__main__":

@@ -72,13 +72,13 @@ def study_points(preset: str) -> list[dict]:
     """Complete trials of the committed tune studies (studies/*/trials.jsonl, written by `cifarlab report`)
     whose config is `preset` trained for some number of epochs, as it is today (same config hash). A tune
     trial records validation with the recipe's test-time augmentation only."""
-    by_hash = {val_hash(preset, e): e for e in range(1, 41)}
     out = []
     for path in sorted((ROOT / "studies").glob("*/trials.jsonl")):
         for t in read_jsonl(path):
             a = t["user_attrs"]
-            epochs = by_hash.get(a.get("config_hash"))
-            if t["state"] != "COMPLETE" or epochs is None or f"epoch_{epochs}" not in a:
+            done = [int(k[len("epoch_"):]) for k in a if k.startswith("epoch_")]  # a trial reports every epoch
+            epochs = max(done, default=0)
+            if t["state"] != "COMPLETE" or not epochs or a.get("config_hash") != val_hash(preset, epochs):
                 continue
             out.append({"epochs": epochs, "val_acc": a[f"epoch_{epochs}"]["val_acc"], "val_acc_no_tta": None,
                         "hw_class": a.get("hardware", {}).get("hw_class"),
