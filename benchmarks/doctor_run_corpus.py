@@ -8,7 +8,7 @@ public code), with the doctor's full budgets; records what it reports.
 corpus, audited with the doctor as it stood (no change made for them): the "scripts you have not seen".
 
 A bug is caught when the script's EXPECT code is reported as an error (as a warning where the script's
-EXPECT_SEVERITY says so: a cost, not a wrong result, such as evaluation without no_grad); a false error is any error on a
+EXPECT_SEVERITY says so: a cost, not a wrong result; no script of the corpus uses it today); a false error is any error on a
 correct script (c_*); warnings on correct scripts are counted separately (a warning should mean a likely
 problem). Times: wall seconds of the whole audit (script + checks) and of the script's bounded run, and
 this process's CPU seconds (all threads; unlike wall time, not stretched by other jobs on the machine).

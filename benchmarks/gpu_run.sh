@@ -9,6 +9,8 @@
 #   run carry=[.device-c100/part2]  "cp -r .device-c100/part2/. /tmp/c100/"
 #   run carry=[.device-c10/part1]   "mkdir -p /tmp/c10 && cp -r .device-c10/part1/. /tmp/c10/"
 #   run carry=[.device-c10/part2, .device-wheels]  "cp -r .device-c10/part2/. /tmp/c10/ && bash benchmarks/gpu_run.sh"
+# The --budget ladder (30 s, 90 s, 5 min; CIFAR-100 only, ~8 min with start-ups) is a call of its own:
+#   run carry=[.device-c100/part2]  "cp -r .device-c100/part2/. /tmp/c100/ && LADDER=1 bash benchmarks/gpu_run.sh"
 # (.device-c100, .device-c10 and .device-wheels are git-ignored.) Records land in $OUT; copy them into
 # benchmarks/results/ here and run `make readme`. Steps are ordered by value and each has a timeout, so a
 # slow step costs its own budget only.
@@ -22,6 +24,16 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
 TTA="$OUT/time_to_accuracy.jsonl"
 step() { local s=$1; shift; echo "== $* (limit ${s}s)"; timeout "$s" "$@" 2>&1 | tail -8; }
+# LADDER=1: the --budget ladder of issue 17 instead of the steps below (one seed per budget; each step's limit
+# is its budget + 40 s for start-up, so a run that overran its budget by more than that is cut and shows as
+# missing). The records say how far each run kept to its budget (budget_runs.jsonl: wall_s, budget_s).
+if [ "${LADDER:-0}" = 1 ]; then
+  for b in 30s 90s 5m; do
+    s=$(python3 -c "from cifarlab.budget import parse_duration as p; print(int(p('$b')) + 40)")
+    step "$s" python3 -m cifarlab bench --budget "$b" --dataset cifar100 --seed-list 0 --record "$OUT/budget_runs.jsonl"
+  done
+  ls -la "$OUT"; exit 0
+fi
 # 1. CIFAR-100 time to accuracy (targets: >= 70% in 2.5 s, >= 75% in 6 s, >= 80% in 15 s)
 step 120 python3 -m cifarlab bench c100-gpu-fast --seeds 3 --record "$TTA"
 # 1b. CUDA graphs of the train step (torch.compile mode reduce-overhead): same math, one seed for the clock

@@ -78,11 +78,13 @@ def doctor_block() -> str:
                             r["date"][:10]] for r in recs])
 
 
-def _doctor_run_summary(s: dict) -> str:
-    return markdown_table(["real bugs caught (with their code)", "false errors on correct scripts",
+def _doctor_run_summary(rec: dict) -> str:
+    s = rec["summary"]
+    as_errors = sum(e["expect"] in e["errors"] for e in rec["entries"] if e["expect"])
+    return markdown_table(["real bugs reported as errors (with their code)", "false errors on correct scripts",
                            "warnings on correct scripts", "longest audit", "CPU, threads", "load (1 min) start-end",
                            "date"],
-                          [[f"{s['caught']} / {s['buggy']}", f"{s['false_errors']} on {s['correct']} scripts",
+                          [[f"{as_errors} / {s['buggy']}", f"{s['false_errors']} on {s['correct']} scripts",
                             str(s["warnings_on_correct"]), f"{s['max_time_s']:.0f} s wall",
                             f"{s['cpu_capability']}, {s['torch_threads']}",
                             " - ".join(f"{v:g}" for v in s["load_1min_start_end"]), s["date"][:10]]])
@@ -93,7 +95,7 @@ def doctor_summary_block() -> str:
     path = ROOT / "benchmarks/results/doctor_run_corpus.json"
     if not path.is_file():
         return "(no run recorded yet: `python benchmarks/doctor_run_corpus.py`)"
-    return (_doctor_run_summary(json.loads(path.read_text())["summary"]) + "\n\n`python benchmarks/doctor_run_corpus.py`"
+    return (_doctor_run_summary(json.loads(path.read_text())) + "\n\n`python benchmarks/doctor_run_corpus.py`"
             " on the plain-script corpus in tests/doctor_scripts/; per script: [docs/results.md](docs/results.md#doctor).")
 
 
@@ -103,8 +105,8 @@ def doctor_run_block(name: str = "doctor_run_corpus") -> str:
     if not path.is_file():
         return "(no run recorded yet: `python benchmarks/doctor_run_corpus.py`)"
     rec = json.loads(path.read_text())
-    s, entries = rec["summary"], rec["entries"]
-    head = _doctor_run_summary(s)
+    entries = rec["entries"]
+    head = _doctor_run_summary(rec)
     rows = [[e["name"], e["expect"] or "(correct)", ", ".join(e["errors"]) or "none",
              ", ".join(e["warnings"]) or "none",
              {True: "yes", False: "**no**", None: "—"}[e.get("caught")], f"{e['time_s']:.0f} s"] for e in entries]

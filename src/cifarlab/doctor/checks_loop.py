@@ -7,7 +7,7 @@ import math
 import torch
 
 from .core import Check, Context, Finding, _first_line, found, inconclusive, register
-from .limits import AUDIT_PASSES, ZERO_GRAD_RATIO
+from .limits import AUDIT_PASSES, EVAL_GRAPH_RATIO, ZERO_GRAD_RATIO
 from .probes import BATCHNORMS, Limited, frozen_batchnorms, logits_of, mode_layers, run_loop
 from .trace import eval_in_train_mode, has_phases, train_after_eval_in_eval_mode
 
@@ -216,6 +216,18 @@ def _eval_grad_flags(ctx: Context) -> list[bool]:
     return flags
 
 
+def _graph_ratio(ctx: Context) -> float:
+    """`doctor run`: how many times larger the largest evaluation input forwarded with gradients on is than
+    the largest training input (0 when either is unknown). The graph a forward keeps grows with its input,
+    so a ratio above 1 means evaluation holds more activations than a training step ever did."""
+    if ctx.trace is None:
+        return 0.0
+    calls = [c for c in ctx.trace.calls if c.module is ctx.model]
+    train = max((c.size for c in calls if ctx.trace.phase(c) == "train"), default=0)
+    evals = max((c.size for c in calls if ctx.trace.phase(c) == "eval" and c.grad), default=0)
+    return evals / train if train and evals else 0.0
+
+
 def check_eval_without_no_grad(ctx: Context) -> list[Finding]:
     if not any(p.requires_grad for p in ctx.model.parameters()):
         return []  # nothing to record a graph for
@@ -223,12 +235,18 @@ def check_eval_without_no_grad(ctx: Context) -> list[Finding]:
     if not flags:
         return [inconclusive("eval-without-no-grad", "no evaluation forward was observed",
                              "needs the script to evaluate within its first passes or after training")]
-    if any(flags):
-        return [found("eval-without-no-grad", "warning", f"{sum(flags)} of {len(flags)} evaluation forwards "
-                      "ran with gradients enabled: each builds an autograd graph and keeps every activation "
-                      "alive until its outputs are freed (memory and time, not accuracy; the 'out of memory "
-                      "during validation' of larger models)")]
-    return []
+    if not any(flags):
+        return []
+    what = (f"{sum(flags)} of {len(flags)} evaluation forwards ran with gradients enabled: each builds an "
+            "autograd graph and keeps every activation alive until its outputs are freed")
+    ratio = _graph_ratio(ctx)
+    if ratio > EVAL_GRAPH_RATIO.value:
+        return [found("eval-without-no-grad", "error", f"{what}, and the largest of their inputs is {ratio:.3g}x "
+                      "the largest training input, so evaluation holds more activation memory than a training step: "
+                      "where training just fits (a batch size chosen for the GPU), evaluation runs out of "
+                      "memory (the 'out of memory during validation' threads)")]
+    return [found("eval-without-no-grad", "warning", f"{what} (memory and time, not accuracy; no larger than "
+                  "a training step's graph here, so it fits wherever training does)")]
 
 
 FAMILY = "loop"
@@ -280,9 +298,13 @@ register(Check(
     "put the frozen part's batch-norm layers in eval mode after every model.train() (e.g. override train() or "
     "call backbone.eval() at the start of each epoch), or unfreeze them on purpose"))
 register(Check(
-    "eval-without-no-grad", FAMILY, check_eval_without_no_grad, "warning / info",
+    "eval-without-no-grad", FAMILY, check_eval_without_no_grad, "error / warning / info",
     "torch.is_grad_enabled() at every evaluation forward (`doctor run`: observed; diagnose(): your `evaluate` "
-    "on one eval batch) of a model with trainable parameters",
-    "any evaluation forward with gradients enabled",
+    "on one eval batch) of a model with trainable parameters; `doctor run` also compares the size of the "
+    "evaluation inputs forwarded with gradients on with the largest training input",
+    "error (`doctor run`): an evaluation input with gradients on more than EVAL_GRAPH_RATIO times the largest "
+    "training input (its graph "
+    "outgrows a training step's: out of memory where training fits); warning: any other evaluation forward "
+    "with gradients enabled",
     "evaluations that need gradients on purpose (adversarial or gradient-based attribution metrics)",
     "wrap evaluation in `with torch.no_grad():` (or torch.inference_mode())"))

@@ -71,8 +71,9 @@ class Observer:
                 self._last_loss = module
             elif (layers := self._mode_layers(module)) is not None:
                 loader = self.current.loader if self.current else None
+                x = next((a for a in args if torch.is_tensor(a)), None)
                 self.trace.calls.append(Call(module, [m.training for m in layers], torch.is_grad_enabled(),
-                                             self.episode, loader))
+                                             self.episode, loader, x.numel() if x is not None else 0))
         if self.depth == 0:
             self._open_calls.clear()  # a forward that raised never closed its calls
         self._open_calls.append(self.depth == 0 and self._mode_layers(module) is not None)

@@ -58,6 +58,10 @@ INIT_LOSS_TOL = Limit(0.5, "× ln C", "initial loss this far from ln(num_classes
 # ---------------------------------------------------------------- loop
 ZERO_GRAD_RATIO = Limit(1.5, "", "grad norm after two calls / after one call on the same batch at lr 0; "
                         "2.0 when gradients accumulate, 1.0 when they are cleared")
+EVAL_GRAPH_RATIO = Limit(1, "× training input", "an evaluation input forwarded with gradients on that is more "
+                         "than this multiple of the largest training input keeps a larger graph than any "
+                         "training step (a step's peak is its saved activations, freed as backward runs): "
+                         "evaluation needs more memory than training (error); at or below it, a cost (warning)")
 LOOP_EPOCHS = Limit(2, "epochs", "the user's loop is run this many epochs so that a training step follows "
                     "an evaluation")
 LOOP_TRAIN_BATCHES = Limit(2, "batches", "training batches per epoch in the loop run")

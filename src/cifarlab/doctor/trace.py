@@ -17,6 +17,7 @@ class Call:
     grad: bool  # torch.is_grad_enabled() at call time
     episode: int  # the batch (loader yield) or the step it belongs to
     loader: object | None  # the loader that yielded last
+    size: int = 0  # elements of the first tensor argument (batch x channels x height x width): the input's size
 
 
 @dataclass
