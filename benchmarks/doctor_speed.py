@@ -1,5 +1,6 @@
 """Doctor wall and CPU time on full-size pipelines: cifarlab's own (preset), the seed project's
-torchvision DataLoader pipeline, and a torchvision ResNet-50 (the largest model the doctor is budgeted for).
+torchvision DataLoader pipeline, and a torchvision ResNet-50 (the largest model the doctor is budgeted for),
+in the pipeline() form and as a plain script under `doctor run` (examples/resnet50_train.py).
 
     python benchmarks/doctor_speed.py [--out benchmarks/results/doctor_speed.jsonl]
 
@@ -14,7 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 from PIL import Image
@@ -23,10 +26,10 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
 from cifarlab import data
-from cifarlab.doctor import diagnose, diagnose_preset
+from cifarlab.doctor import diagnose, diagnose_preset, run_script
 from cifarlab.models import build_model
 from cifarlab.runlog import env_info
-from cifarlab.runtime import cpu_name
+from cifarlab.runtime import probe
 
 
 class PILCifar(Dataset):
@@ -64,6 +67,12 @@ def resnet50_pipeline(ds) -> dict:
                                        batch_size=256), num_classes=10)
 
 
+def resnet50_script():
+    """`cifarlab doctor run examples/resnet50_train.py` from an empty directory (its checkpoint lands there)."""
+    with tempfile.TemporaryDirectory() as cwd:
+        return run_script(Path(__file__).resolve().parents[1] / "examples/resnet50_train.py", [], cwd=cwd, quiet=True)
+
+
 def _busy() -> bool:
     return os.getloadavg()[0] > (os.cpu_count() or 1)
 
@@ -73,10 +82,11 @@ def main() -> None:
     p.add_argument("--out", default="benchmarks/results/doctor_speed.jsonl")
     a = p.parse_args()
     ds, c10 = data.load("cifar100"), data.load("cifar10")
-    recs = []
+    recs, hw = [], probe()
     for name, run in [("cifarlab preset c100-cnn-aug", lambda: diagnose_preset("c100-cnn-aug")),
                       ("torchvision DataLoader + PIL transforms", lambda: diagnose(**torchvision_pipeline(ds))),
-                      ("torchvision ResNet-50, CIFAR-10", lambda: diagnose(**resnet50_pipeline(c10)))]:
+                      ("torchvision ResNet-50, CIFAR-10", lambda: diagnose(**resnet50_pipeline(c10))),
+                      ("doctor run examples/resnet50_train.py (torchvision ResNet-50, CIFAR-10)", resnet50_script)]:
         busy = _busy()
         t0, c0 = time.perf_counter(), time.process_time()
         report = run()
@@ -84,7 +94,7 @@ def main() -> None:
                      "cpu_s": round(time.process_time() - c0, 2), "contended": busy or _busy(),
                      "load_avg_1min": round(os.getloadavg()[0], 2),
                      "errors": sorted(report.codes("error")), "findings": sorted(report.codes()),
-                     **env_info(f"{cpu_name()} ({torch.get_num_threads()} threads)", "fp32")})
+                     **env_info(hw.describe(), "fp32"), **hw.record()})
         print(json.dumps(recs[-1]))
     with open(a.out, "a") as f:
         f.writelines(json.dumps(r) + "\n" for r in recs)
