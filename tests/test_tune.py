@@ -200,6 +200,36 @@ def postgres():
     server.stop()
 
 
+def test_workers_started_together_on_an_empty_postgresql_database_all_open_it(postgres):
+    """Every worker creates Optuna's tables on an empty database; started at once they race and all but one
+    got a duplicate-key error (a red CI run of the two-worker test). Six openers behind a barrier."""
+    import threading
+
+    import psycopg
+
+    from cifarlab.tune.run import open_storage
+
+    with psycopg.connect(postgres, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE empty_race")
+    url = postgres.replace("/postgres?", "/empty_race?")
+    barrier, outcomes = threading.Barrier(6), []
+
+    def worker():
+        barrier.wait()
+        try:
+            open_storage(url, heartbeat_s=1).get_all_studies()
+            outcomes.append("ok")
+        except Exception as e:  # noqa: BLE001 - the assertion below shows which
+            outcomes.append(f"{type(e).__name__}: {str(e).splitlines()[0]}")
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert outcomes == ["ok"] * 6, outcomes
+
+
 def test_two_postgresql_workers_share_a_study_and_survive_a_kill(tmp_path, synthetic_root, postgres):
     _two_workers_one_killed(tmp_path, postgres, synthetic_root)
 

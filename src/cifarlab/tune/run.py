@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import random
 import time
 import warnings
 from pathlib import Path
 
 import optuna
+import sqlalchemy.exc
 import yaml
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import TrialState
@@ -45,13 +47,34 @@ def shown_url(url: str) -> str:
     return f"{scheme}//{userpass.split(':', 1)[0]}:***@{tail}"
 
 
-def open_storage(url: str, heartbeat_s: int) -> RDBStorage:
-    """Optuna's SQL storage with heartbeats; a stale trial is failed and its parameters re-queued."""
+SCHEMA_TRIES = 8  # workers started together on an empty database: each try lets one more of them win
+
+
+def open_storage(url: str, heartbeat_s: int, tries: int = SCHEMA_TRIES) -> RDBStorage:
+    """Optuna's SQL storage with heartbeats; a stale trial is failed and its parameters re-queued.
+
+    On an empty database every worker creates Optuna's tables, and on PostgreSQL or MySQL workers started
+    together race: all but one fail with 'already exists' / a duplicate key (optuna/optuna#1092). The
+    creation is one transaction, so a loser changed nothing; it tries again after a random wait and then
+    finds the winner's tables."""
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.8; we rely on them knowingly
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=heartbeat_s, grace_period=3 * heartbeat_s,
-                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
+    for attempt in range(tries):
+        try:
+            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.8; used knowingly
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=heartbeat_s,
+                                  grace_period=3 * heartbeat_s,
+                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as e:
+            if attempt == tries - 1 or not _schema_race(e):
+                raise
+            time.sleep(random.uniform(0.05, 0.3) * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _schema_race(error: Exception) -> bool:
+    text = str(error).lower()
+    return "already exists" in text or "duplicate" in text
 
 
 def _sampler(spec: TuneSpec, shared: bool):
