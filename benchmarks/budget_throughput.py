@@ -2,7 +2,7 @@
 training images/s (real augmented batches, forward, backward, the recipe's optimizer) and evaluation
 forwards/s. The table's per-class ratios come from these records (scripts/budget_table.py).
 
-    python benchmarks/budget_throughput.py [--dataset cifar100] [--seconds 4] [--repeats 3]
+    python benchmarks/budget_throughput.py [--dataset cifar100] [--seconds 4] [--repeats 3] [--preset P ...]
 
 Appends one record per recipe and repeat to benchmarks/results/budget_throughput.jsonl. Run it on a quiet
 machine: other processes' CPU share is recorded with each record.
@@ -27,10 +27,16 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=4.0)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default="benchmarks/results/budget_throughput.jsonl")
+    p.add_argument("--preset", action="append", help="only these recipes of the table (default: all)")
     a = p.parse_args()
     rt = pick_device(TrainConfig())
     ds = data.load(a.dataset)
-    for recipe in load_table(a.dataset):
+    recipes = load_table(a.dataset)
+    unknown = set(a.preset or ()) - {r.preset for r in recipes}
+    if unknown:
+        p.error(f"--preset {', '.join(sorted(unknown))}: not a recipe of the {a.dataset} table "
+                f"({', '.join(r.preset for r in recipes)}); add it to scripts/budget_table.py's RECIPES first")
+    for recipe in (r for r in recipes if not a.preset or r.preset in a.preset):
         cfg = make_config(recipe.preset)
         for rep in range(a.repeats):
             share = CpuShare().start()

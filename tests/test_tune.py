@@ -2,6 +2,7 @@
 the best preset, resume, the report), and workers sharing one study in SQLite and in a real PostgreSQL
 server: the budget is filled exactly, and a worker killed mid-trial has its trial failed, re-queued and
 continued from its checkpoint by the restarted worker."""
+import json
 import time
 from pathlib import Path
 
@@ -270,3 +271,22 @@ def test_successive_halving_pruner_from_the_spec(tmp_path):
     assert isinstance(pruner, optuna.pruners.SuccessiveHalvingPruner)
     assert (pruner._min_resource, pruner._reduction_factor) == (2, 4)
     assert isinstance(_pruner(load_spec(write_spec(tmp_path, name="m"))), optuna.pruners.MedianPruner)
+
+
+def test_a_committed_study_reports_from_a_clone_at_another_path(tmp_path):
+    """tune.json records the SQLite file by absolute path; a clone elsewhere (CI) reads the study.db
+    next to it instead of creating an empty database at the old path."""
+    import shutil
+
+    src = Path(__file__).resolve().parents[1] / "studies" / "budget-mid"
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    shutil.copy(src / "study.db", moved / "study.db")
+    info = json.loads((src / "tune.json").read_text())
+    gone = tmp_path / "the-machine-it-ran-on" / "study.db"
+    (moved / "tune.json").write_text(json.dumps({**info, "storage": f"sqlite:///{gone}"}))
+    done = [t for t in load_tune_study(moved).get_trials() if t.state == TrialState.COMPLETE]
+    assert done  # an empty database at the recorded path would have no trials (or no study at all)
+    best = max(done, key=lambda t: t.values[0])
+    assert f"| {best.number} | {best.values[0]:.2f} |" in report_tune(moved, table_only=True)
+    assert not gone.parent.exists()  # nothing was created at the recorded path

@@ -153,11 +153,11 @@ def run_bench(cfg: Config, seeds: list[int], data_dir=None, record: Path | None 
 
 def run_budget_bench(dataset: str, budget_s: float, seeds: list[int], data_dir=None,
                      record: Path | None = None, command: str = "", log=print,
-                     keep: Path | None = None) -> list[dict]:
+                     keep: Path | None = None, table: Path | None = None) -> list[dict]:
     """`cifarlab bench --budget`: per seed, a `train --budget` run on every training image, its clock
     started before the data is read; one record per seed with the plan, the re-plans, the wall time
-    against the budget and the hardware class."""
-    from .budget import fmt_duration, train_within
+    against the budget and the hardware class. `table`: another recipe table than the committed one."""
+    from .budget import TABLE, fmt_duration, train_within
 
     records = []
     for seed in seeds:
@@ -165,7 +165,7 @@ def run_budget_bench(dataset: str, budget_s: float, seeds: list[int], data_dir=N
         t0 = time.perf_counter()
         out = None if keep is None else Path(keep) / f"budget-{fmt_duration(budget_s)}-s{seed}"
         result = train_within(dataset, budget_s, out=out, data_dir=data_dir, seed=seed, quiet=True,
-                              overwrite=True, t_start=t0)
+                              overwrite=True, t_start=t0, table=table or TABLE)
         s, b = result.summary, result.summary["budget"]
         rec = {"kind": "budget", "dataset": dataset, "budget_s": budget_s, "seed": seed, "recipe": b["recipe"],
                "tta": b["tta"], "batch_size": b["batch_size"], "n_train": s["n_train"],

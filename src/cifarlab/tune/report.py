@@ -27,6 +27,9 @@ def load_tune_study(root: Path, storage: str | None = None) -> optuna.Study:
     if ":***@" in url:
         raise ConfigError(f"{root / 'tune.json'}: the storage URL was recorded without its password; pass "
                           "--storage postgresql://USER:PASSWORD@HOST/DB")
+    recorded = Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None
+    if storage is None and recorded is not None and not recorded.is_file() and (root / "study.db").is_file():
+        url = f"sqlite:///{(root / 'study.db').resolve()}"  # the folder was moved or cloned elsewhere
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.load_study(study_name=info["study"], storage=url)
 
