@@ -92,7 +92,7 @@ def study_points(preset: str) -> list[dict]:
 def latest_pass() -> list[dict]:
     """The calibration records the ratios come from: per hardware class, the newest run of
     benchmarks/budget_throughput.py that measured every recipe measured in that class (one command, its
-    records consecutive). This host's speed drifts by 15-30% between sessions, so medians over records of
+    records consecutive). This host's speed drifts between sessions, so medians over records of
     different sessions gave ratios between recipes that no single session showed."""
     recs = [r for r in read_jsonl(RESULTS / "budget_throughput.jsonl")
             if r["preset"] in RECIPES.get(r.get("dataset", "cifar100"), ())]

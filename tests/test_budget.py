@@ -198,7 +198,7 @@ def test_a_point_without_a_no_tta_figure_gets_the_recipes_measured_tta_gain(monk
 
 
 def test_throughput_ratios_come_from_one_run_that_measured_every_recipe(tmp_path, monkeypatch):
-    """Records of different sessions (this host drifts 15-30%) are not mixed: the newest run that covered
+    """Records of different sessions (this host's speed drifts) are not mixed: the newest run that covered
     every recipe of the class is used; a later run of a few recipes (--preset) does not replace it."""
     bt = _budget_table(monkeypatch)
     monkeypatch.setitem(bt.RECIPES, "cifar100", ["a", "b"])

@@ -58,18 +58,21 @@ def open_storage(url: str, heartbeat_s: int, tries: int = SCHEMA_TRIES) -> RDBSt
     creation is one transaction, so a loser changed nothing; it tries again after a random wait and then
     finds the winner's tables."""
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    for attempt in range(tries):
+
+    def make() -> RDBStorage:
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.8; used knowingly
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=heartbeat_s, grace_period=3 * heartbeat_s,
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
+
+    for attempt in range(tries - 1):
         try:
-            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.8; used knowingly
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=heartbeat_s,
-                                  grace_period=3 * heartbeat_s,
-                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
+            return make()
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as e:
-            if attempt == tries - 1 or not _schema_race(e):
+            if not _schema_race(e):
                 raise
             time.sleep(random.uniform(0.05, 0.3) * (attempt + 1))
-    raise AssertionError("unreachable")
+    return make()
 
 
 def _schema_race(error: Exception) -> bool:
