@@ -52,10 +52,21 @@ def test_spec_errors_name_the_key_and_the_fix(tmp_path):
              ("objective: val_acc", "objective: test_acc", "never test"),
              ("budget: {trials: 6}", "budget: {}", "budget needs trials, wall_s or both"),
              ("choices: [0.0, 0.3, 0.5]", "choices: [0.0, 7.0]", "model.dropout = 7.0 gives an invalid config"),
-             ("sampler: {seed: 0}", "sampler: {name: grid}", "space.optim.lr: the grid sampler needs categorical")]
-    for old, new, message in cases:
+             ("sampler: {seed: 0}", "sampler: {name: grid}", "space.optim.lr: the grid sampler needs categorical"),
+             ("sampler: {seed: 0}", "sampler: {seed: 0, popsize: 4}", "popsize is a cmaes option"),
+             ("sampler: {seed: 0}", "sampler: {name: cmaes, popsize: 1}", "popsize must be an integer >= 2"),
+             ("sampler: {seed: 0}", "sampler: {name: cmaes}", "objective: val_acc", "objective: [val_acc, train_time]",
+              "pruner: {startup_trials: 2, warmup_epochs: 0}", "pruner: {name: none}",
+              "cmaes optimises one objective; .* use nsga2"),
+             ("sampler: {seed: 0}", "sampler: {name: cmaes}", "log: true}", "log: true, when: {model.dropout: 0.3}}",
+              "cmaes needs a float or int key without a 'when'")]
+    for *edits, message in cases:
+        text = good
+        for old, new in zip(edits[::2], edits[1::2]):
+            assert old in text, old
+            text = text.replace(old, new, 1)
         bad = tmp_path / "bad.yaml"
-        bad.write_text(good.replace(old, new, 1))
+        bad.write_text(text)
         with pytest.raises(ConfigError, match=message):
             load_spec(bad)
 
@@ -101,6 +112,25 @@ def test_report_renders_history_importances_and_top_trials(study_dir):
     assert "| trial | val top-1 % |" in md and (root / "tune.md").is_file()
     for fig in ("history", "importances", "intermediate"):
         assert (root / "figures" / f"{fig}.png").stat().st_size > 1000
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # cmaes' weights for a 1-D space
+def test_cmaes_samples_the_numeric_keys_as_one_distribution_and_tpe_the_others(tmp_path, synthetic_root):
+    """sampler: {name: cmaes}: after the baseline, every trial's unconditional numeric key comes from
+    CMA-ES generations of `popsize` trials (Optuna's CmaEsSampler, its state in each trial); the categorical
+    key and the conditional one are still sampled (by TPE) and the condition holds."""
+    spec = write_spec(tmp_path, name="cma", epochs=1, trials=5, pruner="{name: none}")
+    spec.write_text(spec.read_text().replace("sampler: {seed: 0}", "sampler: {name: cmaes, seed: 0, popsize: 2}"))
+    study = load_tune_study(tune(spec, data_dir=synthetic_root, quiet=True))
+    trials = study.get_trials()
+    assert len(trials) == 5 and all(t.state == TrialState.COMPLETE for t in trials)
+    generations = [t.system_attrs.get("cma:generation") for t in trials[1:]]
+    assert generations == [0, 0, 1, 1], generations  # 2 told solutions end generation 0
+    assert any("cma:optimizer:0" in t.system_attrs for t in trials[3:])  # the updated distribution, stored
+    for t in trials:
+        assert 0.0003 <= t.params["optim.lr"] <= 0.01 and t.params["model.dropout"] in (0.0, 0.3, 0.5)
+        assert ("optim.weight_decay" in t.params) == (t.params["model.dropout"] != 0.3)
+    assert len({t.params["optim.lr"] for t in trials}) == 5
 
 
 GRID = """

@@ -90,6 +90,10 @@ def _sampler(spec: TuneSpec, shared: bool):
         return optuna.samplers.NSGAIISampler(seed=seed)
     if spec.sampler["name"] == "grid":  # shared workers take the untried combinations (Optuna's GridSampler)
         return optuna.samplers.GridSampler(grid_space(spec), seed=seed)
+    if spec.sampler["name"] == "cmaes":  # numeric keys every trial has; the rest (categorical, conditional) by TPE
+        return optuna.samplers.CmaEsSampler(
+            seed=seed, popsize=spec.sampler["popsize"], warn_independent_sampling=False,
+            independent_sampler=optuna.samplers.TPESampler(seed=seed, constant_liar=True))
     # constant_liar: running trials count as bad guesses, so concurrent workers spread out
     return optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=min(8, spec.trials or 8))
 

@@ -14,7 +14,8 @@
     pruner: {name: median, startup_trials: 4, warmup_epochs: 1}
     #   or {name: successive_halving, min_epochs: 1, reduction_factor: 3} (asynchronous successive halving:
     #   at epochs min_epochs * factor^k a trial continues only in the top 1/factor of those that got there)
-    sampler: {name: tpe, seed: 0}         # or random, nsga2, grid (every combination, in random order)
+    sampler: {name: tpe, seed: 0}         # or random, nsga2, grid (every combination, in random order),
+    #   cmaes (CMA-ES over the float/int keys, TPE for categorical and conditional ones; popsize: N optional)
     baseline: true                        # trial 0 = the base values of every space key
 
 No optuna and no torch here: a spec is checked (every key, every bound) before anything trains.
@@ -36,7 +37,7 @@ PARAM_KEYS = {"float": {"type", "low", "high", "log", "step", "when"},
               "categorical": {"type", "choices", "when"}}
 OBJECTIVES = {"val_acc": "maximize", "train_time": "minimize"}  # train_time: seconds of training
 PRUNERS = ("median", "successive_halving", "none")
-SAMPLERS = ("tpe", "random", "nsga2", "grid")  # grid: every combination once (categorical/int keys)
+SAMPLERS = ("tpe", "random", "nsga2", "grid", "cmaes")  # grid: every combination once (categorical/int keys)
 
 
 @dataclass
@@ -149,12 +150,31 @@ def load_spec(path: Path) -> TuneSpec:
                             {"name": "none" if multi else "median", "startup_trials": 4, "warmup_epochs": 1,
                              "min_epochs": 1, "reduction_factor": 3}),
                     _choice(path, "sampler", d.get("sampler"), SAMPLERS,
-                            {"name": "nsga2" if multi else "tpe", "seed": None}),
+                            {"name": "nsga2" if multi else "tpe", "seed": None, "popsize": None}),
                     bool(d.get("baseline", False)), path)
     _check_trial_configs(spec, base)
     if spec.sampler["name"] == "grid":
         grid_space(spec)  # checked now, not when the first worker starts
+    _check_cmaes(spec)
     return spec
+
+
+def _check_cmaes(spec: TuneSpec) -> None:
+    """CMA-ES (Optuna's CmaEsSampler) samples the numeric keys that every trial has, as one multivariate
+    normal; it optimises one objective only."""
+    s, where = spec.sampler, f"{spec.path}: sampler"
+    if s["name"] != "cmaes":
+        if s["popsize"] is not None:
+            raise ConfigError(f"{where}: popsize is a cmaes option (sampler: {{name: cmaes, popsize: 8}})")
+        return
+    if len(spec.objectives) > 1:
+        raise ConfigError(f"{where}: cmaes optimises one objective; for [val_acc, train_time] use nsga2 "
+                          "(the default for two objectives) or grid")
+    if not any(p.type in ("float", "int") and not p.when for p in spec.space):
+        raise ConfigError(f"{where}: cmaes needs a float or int key without a 'when' condition in the space "
+                          "(it leaves categorical and conditional keys to TPE); use tpe for this space")
+    if s["popsize"] is not None and (not isinstance(s["popsize"], int) or s["popsize"] < 2):
+        raise ConfigError(f"{where}: popsize must be an integer >= 2 (got {s['popsize']!r})")
 
 
 def grid_space(spec: TuneSpec) -> dict:
