@@ -58,3 +58,28 @@ def test_a_budgeted_run_ends_inside_its_budget(data_root, small_table, tmp_path,
     assert saved["budget"]["planned_steps"] == b["planned_steps"]
     if slow:  # the schedule was shortened to the slower pace, and the run still ended in time
         assert b["replans"] and b["replans"][-1]["total"] < b["planned_steps"]
+
+
+def test_plan_only_prints_the_plan_and_writes_nothing(data_root, tmp_path, monkeypatch, capsys):
+    """`cifarlab train --budget 10m --plan-only`: the machine is measured on the real data and the plan
+    printed with its alternatives; nothing trains and no folder appears. Flags that would write are refused."""
+    from cifarlab.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    t0 = time.perf_counter()
+    assert main(["train", "--budget", "10m", "--plan-only", "--data-dir", str(data_root)]) == 0
+    assert time.perf_counter() - t0 < 60
+    out = capsys.readouterr().out
+    lines = out.strip().splitlines()
+    head, header, *rows = lines[[ln.startswith("budget ") for ln in lines].index(True):]
+    assert head.startswith("budget 10m: c100-") and "expected top-1 about" in head, out
+    assert header.split()[:3] == ["recipe", "img/s", "epochs"] and rows and all(r.split()[0].startswith("c100-")
+                                                                                for r in rows), out
+    assert list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())
+    for extra, message in ((["--budget", "90s", "--out", "x"], "--plan-only trains nothing and writes nothing; "
+                                                               "drop --out"),
+                           (["--budget", "90s", "--record", "r.jsonl"], "drop --record"),
+                           (["--preset", "c100-micro"], "--plan-only shows what --budget would do; drop --preset")):
+        assert main(["train", "--plan-only", *extra]) == 2
+        assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

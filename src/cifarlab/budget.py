@@ -358,10 +358,12 @@ class BudgetHook(Hook):
 
 def train_within(dataset: str, budget_s: float, out=None, data_dir=None, seed: int = 0, quiet: bool = False,
                  overwrite: bool = False, t_start: float | None = None, device: str = "auto",
-                 table: Path = TABLE, train_subset: int = 0, test_subset: int = 0, hooks=()):
+                 table: Path = TABLE, train_subset: int = 0, test_subset: int = 0, hooks=(), plan_only: bool = False):
     """Train the most accurate model this machine can reach in `budget_s` seconds of wall time, counted
     from `t_start` (default now) to the end of the final test evaluation; returns the engine's RunResult
-    with a `budget` entry in its summary (and summary.json): the plan, every re-plan and the wall time."""
+    with a `budget` entry in its summary (and summary.json): the plan, every re-plan and the wall time.
+    plan_only: measure this machine and return the Plan the run would start with; nothing trains or is
+    written."""
     from . import data as data_mod
     from .config import TrainConfig
     from .engine import train
@@ -375,6 +377,8 @@ def train_within(dataset: str, budget_s: float, out=None, data_dir=None, seed: i
     train_x = ds.train_x[:train_subset] if train_subset else ds.train_x
     n_test = min(test_subset or len(ds.test_y), len(ds.test_y))  # the subsets: tests on a slice
     plan = plan_for_run(dataset, budget_s, t_start, train_x, n_test, rt, ds.num_classes, log=say, table=table)
+    if plan_only:
+        return plan
     cfg = plan.config(seed, {"train.device": device, "data.train_subset": train_subset,
                              "data.test_subset": test_subset})
     hook = BudgetHook(plan, t_start + budget_s, len(train_x) // plan.chosen.recipe.batch_size)

@@ -16,6 +16,9 @@ def _cmd_train(a) -> int:
     from .config import make_config
     from .engine import train
 
+    if a.plan_only and (a.preset or a.resume):
+        raise ConfigError("--plan-only shows what --budget would do; drop "
+                          f"{'--preset' if a.preset else '--resume'} (e.g. cifarlab train --budget 1h --plan-only: the plan on this machine)")
     if a.resume:
         bad = [flag for flag, given in (("--set", a.set), ("--overwrite", a.overwrite), ("--out", a.out),
                                         ("--preset", a.preset), ("--tensorboard", a.tensorboard)) if given]
@@ -29,6 +32,8 @@ def _cmd_train(a) -> int:
         if a.set and not a.preset:
             raise ConfigError("--set changes a preset: give --preset NAME (`cifarlab presets` lists them)")
         out, result = _train_budget(a)
+        if result is None:  # --plan-only: the plan was printed
+            return 0
     else:
         cfg = make_config(a.preset, [*a.set, *(["log.tensorboard=true"] if a.tensorboard else [])])
         out = Path(a.out) if a.out else Path("runs") / f"{cfg.name}-{dt.datetime.now():%Y%m%d-%H%M%S}"
@@ -53,6 +58,12 @@ def _train_budget(a):
         raise ConfigError("--budget picks the recipe itself (budget_table.json); drop --preset/--set/--tensorboard, "
                           "or train a named preset without --budget")
     budget_s = parse_duration(a.budget or DEFAULT_BUDGET)
+    if a.plan_only:
+        bad = [f for f, given in (("--out", a.out), ("--overwrite", a.overwrite), ("--record", a.record)) if given]
+        if bad:
+            raise ConfigError(f"--plan-only trains nothing and writes nothing; drop {', '.join(bad)}")
+        train_within(a.dataset, budget_s, data_dir=a.data_dir, quiet=False, plan_only=True)
+        return None, None
     out = Path(a.out) if a.out else Path("runs") / f"{a.dataset}-budget-{dt.datetime.now():%Y%m%d-%H%M%S}"
     return out, train_within(a.dataset, budget_s, out=out, data_dir=a.data_dir, quiet=a.quiet, overwrite=a.overwrite)
 
@@ -333,6 +344,8 @@ def _add_train_parser(sub) -> None:
                    f"(90s, 5m, 1h30m; default {DEFAULT_BUDGET} without --preset): measures the machine, picks a "
                    "recipe and schedule, re-plans if it slows")
     t.add_argument("--dataset", choices=["cifar10", "cifar100"], default="cifar100", help="with --budget")
+    t.add_argument("--plan-only", action="store_true", help="with --budget: measure this machine (a few "
+                   "seconds) and print the plan and its alternatives; train and write nothing")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set optim.lr=0.01 (repeatable)")
     t.add_argument("--out", help="run folder (default runs/PRESET-TIMESTAMP)")
