@@ -331,11 +331,29 @@ def tuning_block() -> str:
     Each run held out 5k images for validation, and, as every `cifarlab train` does, also evaluated the
     test split once at the end; the test column shows that number."""
     recs = read_jsonl(ROOT / "benchmarks/results/tuning.jsonl")
+    studied = study_trials_by_hash()
     rows = [[r["question"], f"`{tuning_command(r)}`", f"{r['val_acc_last']:.2f}",
              f"{r['test_acc']:.2f}" if r.get("test_acc") is not None else "—", f"{r['train_s']:.0f}",
-             f"{r['hardware']}, torch {r['torch']}, {r['date'][:10]}"] for r in recs]
+             f"{r['hardware']}, torch {r['torch']}, {r['date'][:10]}",
+             "; ".join(studied.get(r["config_hash"], [])) or "—"] for r in recs]
     return markdown_table(["question", "command (seed 0)", "val % (TTA)", "test % (TTA)",
-                           "train s (other jobs running)", "machine"], rows)
+                           "train s (other jobs running)", "machine", "re-run by a tune study (val %)"], rows)
+
+
+def study_trials_by_hash() -> dict[str, list[str]]:
+    """config hash -> the complete trials of the committed tune studies that trained that config
+    (studies/*/trials.jsonl): where one exists, the --budget table takes the study's figure."""
+    out: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "studies").glob("*/trials.jsonl")):
+        for t in read_jsonl(path):
+            a = t["user_attrs"]
+            if t["state"] == "COMPLETE" and a.get("config_hash"):
+                hw = a.get("hardware", {}).get("hw_class", "?")
+                last = max(int(k[len("epoch_"):]) for k in a if k.startswith("epoch_"))  # as val_acc_last
+                out.setdefault(a["config_hash"], []).append(
+                    f"[{path.parent.name}](../{path.parent.relative_to(ROOT)}/tune.md) trial {t['number']}: "
+                    f"{a[f'epoch_{last}']['val_acc']:.2f} ({hw})")
+    return out
 
 
 def _realtime(r: dict) -> bool | None:
