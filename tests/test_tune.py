@@ -87,6 +87,9 @@ def test_a_study_prunes_keeps_the_baseline_and_writes_a_preset_of_its_best_trial
     for t in trials:  # the condition: weight decay only sampled with dropout 0.0 or 0.5
         assert ("optim.weight_decay" in t.params) == (t.params["model.dropout"] != 0.3)
         assert list(t.intermediate_values) == list(range(1, len(t.intermediate_values) + 1))
+        # the trial's folder has a metrics line for every epoch it reported, the last (stopping) one included
+        lines = read_jsonl(root / t.user_attrs["run"] / "metrics.jsonl")
+        assert [r["epoch"] for r in lines] == list(t.intermediate_values), t.number
     # trials never touch the test split: no summary, no test predictions in any trial folder
     assert not list(root.glob("trials/*/summary.json")) and not list(root.glob("trials/*/test_predictions.json"))
     best = study.best_trial

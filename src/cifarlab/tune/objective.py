@@ -21,6 +21,7 @@ from ..errors import NonFiniteLoss
 from ..io import read_jsonl
 from ..engine import train
 from ..hooks import Hook
+from ..runlog import write_metrics
 from ..runtime import pick_device
 from .spec import TuneSpec, active, trial_config
 
@@ -43,6 +44,8 @@ class _EpochReports(Hook):
     def on_save(self, run, path) -> None:
         rec, self.pending = self.pending, None
         if rec is not None:
+            if run.dist.is_main:  # the epoch's metrics line too: on_epoch may stop the run before the engine writes it
+                write_metrics(Path(path).parent / "metrics.jsonl", run.progress.history)
             self.on_epoch(rec)
 
 
