@@ -5,7 +5,7 @@ on 45,000 images and scored on the 5,000-image validation hold-out (never the te
 
 Appends one record per run to benchmarks/results/budget_val.jsonl (skipping a config hash already there):
 the last epoch's validation top-1 with the preset's test-time augmentation and without, the hardware class and
-the command. `python -m cifarlab.budget --write-table` turns the records into the table the planner reads.
+the command. `python scripts/budget_table.py` turns the records into the table the planner reads.
 """
 from __future__ import annotations
 
