@@ -358,7 +358,8 @@ class BudgetHook(Hook):
 
 def train_within(dataset: str, budget_s: float, out=None, data_dir=None, seed: int = 0, quiet: bool = False,
                  overwrite: bool = False, t_start: float | None = None, device: str = "auto",
-                 table: Path = TABLE, train_subset: int = 0, test_subset: int = 0, hooks=(), plan_only: bool = False):
+                 table: Path = TABLE, train_subset: int = 0, test_subset: int = 0, hooks=(),
+                 plan_only: bool = False):
     """Train the most accurate model this machine can reach in `budget_s` seconds of wall time, counted
     from `t_start` (default now) to the end of the final test evaluation; returns the engine's RunResult
     with a `budget` entry in its summary (and summary.json): the plan, every re-plan and the wall time.

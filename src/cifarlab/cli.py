@@ -18,7 +18,7 @@ def _cmd_train(a) -> int:
 
     if a.plan_only and (a.preset or a.resume):
         raise ConfigError("--plan-only shows what --budget would do; drop "
-                          f"{'--preset' if a.preset else '--resume'} (e.g. cifarlab train --budget 1h --plan-only: the plan on this machine)")
+                          f"{'--preset' if a.preset else '--resume'} (e.g. cifarlab train --budget 1h --plan-only)")
     if a.resume:
         bad = [flag for flag, given in (("--set", a.set), ("--overwrite", a.overwrite), ("--out", a.out),
                                         ("--preset", a.preset), ("--tensorboard", a.tensorboard)) if given]
