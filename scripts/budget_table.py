@@ -75,18 +75,24 @@ def study_points(preset: str) -> list[dict]:
     whose config is `preset` trained for some number of epochs, as it is today (same config hash). A tune
     trial records validation with the recipe's test-time augmentation only."""
     out = []
-    for path in sorted((ROOT / "studies").glob("*/trials.jsonl")):
-        for t in read_jsonl(path):
-            a = t["user_attrs"]
-            done = [int(k[len("epoch_"):]) for k in a if k.startswith("epoch_")]  # a trial reports every epoch
-            epochs = max(done, default=0)
-            if t["state"] != "COMPLETE" or not epochs or a.get("config_hash") != val_hash(preset, epochs):
-                continue
+    for path, t, epochs in complete_study_trials():
+        a = t["user_attrs"]
+        if a.get("config_hash") == val_hash(preset, epochs):
             out.append({"epochs": epochs, "val_acc": a[f"epoch_{epochs}"]["val_acc"], "val_acc_no_tta": None,
                         "hw_class": a.get("hardware", {}).get("hw_class"),
                         "command": f"cifarlab tune {path.parent.relative_to(ROOT)}.yaml (trial {t['number']})",
                         "date": a.get("date", "")})
     return out
+
+
+def complete_study_trials():
+    """(trials.jsonl path, trial, its last epoch) for every complete trial of the committed tune studies
+    (studies/*/trials.jsonl, written by `cifarlab report`); a trial reports every epoch."""
+    for path in sorted((ROOT / "studies").glob("*/trials.jsonl")):
+        for t in read_jsonl(path):
+            epochs = max((int(k[len("epoch_"):]) for k in t["user_attrs"] if k.startswith("epoch_")), default=0)
+            if t["state"] == "COMPLETE" and epochs:
+                yield path, t, epochs
 
 
 def latest_pass() -> list[dict]:

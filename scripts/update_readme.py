@@ -343,16 +343,15 @@ def tuning_block() -> str:
 def study_trials_by_hash() -> dict[str, list[str]]:
     """config hash -> the complete trials of the committed tune studies that trained that config
     (studies/*/trials.jsonl): where one exists, the --budget table takes the study's figure."""
+    from budget_table import complete_study_trials
+
     out: dict[str, list[str]] = {}
-    for path in sorted((ROOT / "studies").glob("*/trials.jsonl")):
-        for t in read_jsonl(path):
-            a = t["user_attrs"]
-            if t["state"] == "COMPLETE" and a.get("config_hash"):
-                hw = a.get("hardware", {}).get("hw_class", "?")
-                last = max(int(k[len("epoch_"):]) for k in a if k.startswith("epoch_"))  # as val_acc_last
-                out.setdefault(a["config_hash"], []).append(
-                    f"[{path.parent.name}](../{path.parent.relative_to(ROOT)}/tune.md) trial {t['number']}: "
-                    f"{a[f'epoch_{last}']['val_acc']:.2f} ({hw})")
+    for path, t, last in complete_study_trials():
+        a = t["user_attrs"]
+        if a.get("config_hash"):
+            out.setdefault(a["config_hash"], []).append(
+                f"[{path.parent.name}](../{path.parent.relative_to(ROOT)}/tune.md) trial {t['number']}: "
+                f"{a[f'epoch_{last}']['val_acc']:.2f} ({a.get('hardware', {}).get('hw_class', '?')})")
     return out
 
 
